@@ -1,0 +1,3 @@
+from evolink_mcp.cli import main
+
+main()

@@ -1,0 +1,30 @@
+"""The model catalog: every Evolink image model's limits as data, with lookup and request validation."""
+
+from .catalog import DEFAULT_MODEL, Catalog, CatalogError, load_catalog
+from .spec import ModelSpec
+from .validation import (
+    GenerationRequest,
+    Problem,
+    build_body,
+    check_callback_url,
+    errors_only,
+    reference_kind,
+    resolve_model,
+    validate_request,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Catalog",
+    "CatalogError",
+    "GenerationRequest",
+    "ModelSpec",
+    "Problem",
+    "build_body",
+    "check_callback_url",
+    "errors_only",
+    "load_catalog",
+    "reference_kind",
+    "resolve_model",
+    "validate_request",
+]

@@ -1,0 +1,474 @@
+"""Checking a generation request against a model's documented limits, and building its wire body."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from .catalog import Catalog
+from .spec import ExtraParamSpec, ModelSpec
+
+PIXEL_SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×*]\s*(\d{1,6})\s*$")
+MAX_CALLBACK_URL = 2048
+# Fields with a parameter of their own: never accepted inside `extra`.
+OWN_PARAMETERS = ("model", "prompt", "size", "quality", "resolution", "n", "image_urls", "mask_url", "callback_url")
+IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff", "tif", "heic", "avif"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: which parameter, what was given, what is allowed."""
+
+    param: str
+    message: str
+    value: Any = None
+    allowed: list[Any] | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class GenerationRequest:
+    """What a caller asks for, before it is checked against a model."""
+
+    prompt: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    resolution: str | None = None
+    n: int | None = None
+    image_urls: list[str] = field(default_factory=list)
+    mask_url: str | None = None
+    callback_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _did_you_mean(value: str, options: list[str]) -> str:
+    by_lower = {o.lower(): o for o in options}
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.5)
+    return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+
+
+def _listing(values: list[Any], limit: int = 40) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
+
+
+def resolve_model(catalog: Catalog, name: str | None) -> ModelSpec | Problem:
+    """The model for `name` (None: the default), or a Problem with near-miss suggestions."""
+    if name is None or not name.strip():
+        return catalog.default
+    spec = catalog.get(name)
+    if spec is not None:
+        return spec
+    hint = catalog.suggest(name)
+    did = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+    return Problem(
+        "model",
+        f"Unknown model {name!r}.{did} Call list_models to see every model; allowed ids: {_listing(catalog.ids, limit=200)}.",
+        name,
+        catalog.ids,
+    )
+
+
+def flatten_extra(extra: dict[str, Any]) -> dict[str, Any]:
+    """`{"model_params": {"x": 1}}` and `{"model_params.x": 1}` mean the same: use the dotted form."""
+    flat: dict[str, Any] = {}
+    for key, value in extra.items():
+        if key == "model_params" and isinstance(value, dict):
+            for inner, inner_value in value.items():
+                flat[f"model_params.{inner}"] = inner_value
+        else:
+            flat[key] = value
+    return flat
+
+
+def canonical_choice(value: str, allowed: list[str]) -> str | None:
+    """`value` as spelled in `allowed`, matched case-insensitively ('2k' -> '2K'), or None."""
+    for option in allowed:
+        if option.lower() == value.strip().lower():
+            return option
+    return None
+
+
+def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
+    rule = spec.prompt
+    if rule is None:
+        if prompt:
+            return [Problem("prompt", f"{spec.id} takes no prompt; leave prompt empty.", "(text)")]
+        return []
+    if not prompt or not prompt.strip():
+        if rule.required:
+            return [Problem("prompt", f"prompt is required for {spec.id}: describe the image you want.")]
+        return []
+    problems = []
+    length = len(prompt)
+    if rule.max and rule.unit in ("characters", "code points") and length > rule.max:
+        problems.append(
+            Problem(
+                "prompt",
+                f"prompt is {length} {rule.unit} long; {spec.id} accepts at most {rule.max}. Shorten it.",
+                f"{length} {rule.unit}",
+                [f"<= {rule.max} {rule.unit}"],
+            )
+        )
+    encoded = len(prompt.encode("utf-8"))
+    if rule.max_bytes_utf8 and encoded > rule.max_bytes_utf8:
+        problems.append(
+            Problem(
+                "prompt",
+                f"prompt is {encoded} bytes in UTF-8; {spec.id} accepts at most {rule.max_bytes_utf8}. Shorten it.",
+                f"{encoded} bytes",
+                [f"<= {rule.max_bytes_utf8} bytes"],
+            )
+        )
+    if rule.max and rule.unit == "tokens" and length > rule.max * 4:
+        # Tokens cannot be counted here: warn, let the service decide.
+        problems.append(
+            Problem(
+                "prompt",
+                f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, so it may be refused.",
+                f"{length} characters",
+                severity="warning",
+            )
+        )
+    return problems
+
+
+def _check_pixels(spec: ModelSpec, size: str, width: int, height: int) -> list[Problem]:
+    assert spec.size is not None
+    rule = spec.size.pixel
+    ratios = spec.size.ratios
+    if rule is None:
+        as_ratio = f"{width}:{height}"
+        hint = f" Did you mean {as_ratio!r}?" if as_ratio in ratios else ""
+        return [
+            Problem(
+                "size",
+                f"{spec.id} takes an aspect ratio, not pixel sizes.{hint} Allowed sizes: {_listing(ratios)}.",
+                size,
+                ratios,
+            )
+        ]
+    allowed_text = ", ".join(ratios) + (" or " if ratios else "") + rule.describe()
+    if rule.allowed:
+        if f"{width}x{height}" in rule.allowed:
+            return []
+        return [Problem("size", f"size {size!r} is not accepted by {spec.id}. Allowed: {allowed_text}.", size,
+                        ratios + rule.allowed)]
+    reasons = []
+    pixels = width * height
+    if rule.min_pixels and pixels < rule.min_pixels:
+        reasons.append(f"{pixels} pixels is below the minimum {rule.min_pixels}")
+    if rule.max_pixels and pixels > rule.max_pixels:
+        reasons.append(f"{pixels} pixels is above the maximum {rule.max_pixels}")
+    for edge in (width, height):
+        if rule.min_edge and edge < rule.min_edge:
+            reasons.append(f"side {edge} is below {rule.min_edge} px")
+        if rule.max_edge and edge > rule.max_edge:
+            reasons.append(f"side {edge} is above {rule.max_edge} px")
+        if rule.multiple_of and edge % rule.multiple_of:
+            reasons.append(f"side {edge} is not a multiple of {rule.multiple_of}")
+    if rule.max_aspect and max(width, height) / max(1, min(width, height)) > rule.max_aspect:
+        reasons.append(f"aspect ratio exceeds {rule.max_aspect:g}:1")
+    if not reasons:
+        return []
+    reasons = list(dict.fromkeys(reasons))
+    return [
+        Problem(
+            "size",
+            f"size {size!r} is not accepted by {spec.id}: {'; '.join(reasons)}. Allowed: {allowed_text}.",
+            size,
+            [*ratios, rule.describe()],
+        )
+    ]
+
+
+def _check_size(spec: ModelSpec, size: str | None) -> list[Problem]:
+    if size is None:
+        return []
+    if spec.size_field is None or spec.size is None:
+        note = f" {spec.size.notes}" if spec.size is not None and spec.size.notes else ""
+        return [Problem("size", f"{spec.id} has no size parameter; leave size empty.{note}", size, [])]
+    ratios = spec.size.ratios
+    if canonical_choice(size, ratios) is not None:
+        return []
+    match = PIXEL_SIZE.match(size)
+    if match:
+        return _check_pixels(spec, size, int(match.group(1)), int(match.group(2)))
+    allowed = list(ratios) + ([spec.size.pixel.describe()] if spec.size.pixel else [])
+    return [
+        Problem(
+            "size",
+            f"size {size!r} is not accepted by {spec.id}.{_did_you_mean(size, ratios)} Allowed: {_listing(allowed)}.",
+            size,
+            allowed,
+        )
+    ]
+
+
+def _check_choice(spec: ModelSpec, param: str, value: str | None, allowed: list[str]) -> list[Problem]:
+    if value is None:
+        return []
+    if not allowed:
+        return [Problem(param, f"{spec.id} has no {param} parameter; leave {param} empty.", value, [])]
+    if canonical_choice(value, allowed) is not None:
+        return []
+    return [
+        Problem(
+            param,
+            f"{param} {value!r} is not accepted by {spec.id}.{_did_you_mean(value, allowed)} "
+            f"Allowed: {', '.join(allowed)}.",
+            value,
+            allowed,
+        )
+    ]
+
+
+def _check_tiers(spec: ModelSpec, req: GenerationRequest) -> list[Problem]:
+    problems = _check_choice(spec, "quality", req.quality, spec.quality_values())
+    problems += _check_choice(spec, "resolution", req.resolution, spec.resolution_values())
+    tier_travels_as_quality = spec.quality is None and spec.resolution is not None and spec.resolution.param == "quality"
+    if tier_travels_as_quality and req.quality is not None and req.resolution is not None:
+        problems.append(
+            Problem(
+                "resolution",
+                f"{spec.id} takes its resolution tier in `quality`; give quality or resolution, not both.",
+                req.resolution,
+                spec.resolution_values(),
+            )
+        )
+    return problems
+
+
+def _check_n(spec: ModelSpec, n: int | None) -> list[Problem]:
+    if n is None:
+        return []
+    allowed = spec.n.allowed() if spec.n is not None else [1]
+    if n in allowed:
+        return []
+    more = "" if spec.n is not None else " (it returns one image per request; send several requests for more)"
+    return [Problem("n", f"n={n} is not accepted by {spec.id}{more}. Allowed: {_listing(allowed)}.", n, allowed)]
+
+
+def reference_kind(ref: str) -> Literal["url", "local", "data", "invalid"]:
+    """What a reference string is: a public URL, a local file (path or file://), a data URL, or neither."""
+    text = ref.strip()
+    scheme = urlsplit(text).scheme.lower()
+    if scheme in ("http", "https"):
+        return "url" if urlsplit(text).netloc else "invalid"
+    if scheme == "data":
+        return "data"
+    if scheme == "file" or scheme == "" or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
+        return "local" if text else "invalid"
+    return "invalid"
+
+
+def _check_reference(spec: ModelSpec, param: str, ref: str, allow_local: bool) -> list[Problem]:
+    kind = reference_kind(ref)
+    if kind == "url" or (kind == "local" and allow_local):
+        formats = (spec.image_urls.formats if spec.image_urls else None) or []
+        suffix = urlsplit(ref).path.rsplit(".", 1)[-1].lower() if "." in urlsplit(ref).path else ""
+        if param == "image_urls" and formats and suffix in IMAGE_EXTENSIONS and suffix not in formats:
+            return [
+                Problem(
+                    param,
+                    f"{ref!r} looks like a .{suffix} file; {spec.id} documents {', '.join(formats)} only.",
+                    ref,
+                    formats,
+                    severity="warning",
+                )
+            ]
+        return []
+    if kind == "data":
+        why = "data: URLs are not accepted; upload the image with upload_file (base64_data) and use its file_url."
+    elif kind == "local":
+        why = "local files are not accepted here; upload it with upload_file and use its file_url."
+    else:
+        why = "expected a public http(s) URL" + (" or a local file path." if allow_local else ".")
+    return [Problem(param, f"{param} entry {ref[:200]!r}: {why}", ref[:200])]
+
+
+def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) -> list[Problem]:
+    refs = req.image_urls
+    rule = spec.image_urls
+    problems: list[Problem] = []
+    if rule is None:
+        if refs:
+            problems.append(
+                Problem("image_urls", f"{spec.id} takes no reference images; remove image_urls or pick a model "
+                        "with image-to-image or edit in its modes (list_models).", len(refs), [])
+            )
+    else:
+        if rule.required and not refs:
+            problems.append(
+                Problem("image_urls", f"{spec.id} needs at least {max(1, rule.min_items)} reference image(s) "
+                        "in image_urls (URLs or local file paths).", 0, [f"{max(1, rule.min_items)}-{rule.max_items}"])
+            )
+        elif refs and len(refs) < rule.min_items:
+            problems.append(
+                Problem("image_urls", f"{spec.id} needs at least {rule.min_items} reference images; got {len(refs)}.",
+                        len(refs), [f"{rule.min_items}-{rule.max_items}"])
+            )
+        if len(refs) > rule.max_items:
+            problems.append(
+                Problem("image_urls", f"{spec.id} accepts at most {rule.max_items} reference images; got {len(refs)}.",
+                        len(refs), [f"{rule.min_items}-{rule.max_items}"])
+            )
+        for ref in refs:
+            problems += _check_reference(spec, "image_urls", ref, allow_local)
+    if req.mask_url is not None:
+        if not spec.mask_url:
+            problems.append(
+                Problem("mask_url", f"{spec.id} takes no mask; pick a model with inpaint in its modes "
+                        "(e.g. gpt-image-2), or leave mask_url empty.", req.mask_url, [])
+            )
+        else:
+            if not refs:
+                problems.append(Problem("mask_url", "mask_url needs the image to edit in image_urls.", req.mask_url))
+            problems += _check_reference(spec, "mask_url", req.mask_url, allow_local)
+    return problems
+
+
+def _private_host(host: str) -> bool:
+    lowered = host.lower().rstrip(".")
+    if lowered in ("localhost", "") or lowered.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(lowered.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def check_callback_url(url: str | None) -> list[Problem]:
+    """callback_url as the API requires it: https, at most 2048 characters, a public host."""
+    if url is None:
+        return []
+    parts = urlsplit(url)
+    if len(url) > MAX_CALLBACK_URL:
+        return [Problem("callback_url", f"callback_url is {len(url)} characters; at most {MAX_CALLBACK_URL}.", url[:80])]
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return [Problem("callback_url", "callback_url must be an https:// URL.", url)]
+    if _private_host(parts.hostname):
+        return [Problem("callback_url", "callback_url must point at a public host, not a private or loopback "
+                        "address.", url)]
+    return []
+
+
+def _type_ok(rule: ExtraParamSpec, value: Any) -> bool:
+    match rule.type:
+        case "string":
+            return isinstance(value, str)
+        case "integer":
+            return isinstance(value, int) and not isinstance(value, bool)
+        case "number":
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        case "boolean":
+            return isinstance(value, bool)
+        case "object":
+            return isinstance(value, dict)
+        case "array":
+            return isinstance(value, list)
+    return True
+
+
+def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: Any) -> list[Problem]:
+    param = f"extra.{key}"
+    if not _type_ok(rule, value):
+        allowed = rule.enum or [rule.type]
+        return [Problem(param, f"{param} must be {rule.type}; got {value!r}.", value, allowed)]
+    if rule.enum is not None and value not in rule.enum:
+        choices = [str(v) for v in rule.enum]
+        hint = _did_you_mean(str(value), choices) if isinstance(value, str) else ""
+        return [Problem(param, f"{param} {value!r} is not accepted by {spec.id}.{hint} Allowed: {', '.join(choices)}.",
+                        value, list(rule.enum))]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max):
+            bounds = f"{rule.min:g}-{rule.max:g}" if rule.min is not None and rule.max is not None else (
+                f">= {rule.min:g}" if rule.min is not None else f"<= {rule.max:g}")
+            return [Problem(param, f"{param}={value} is out of range for {spec.id}. Allowed: {bounds}.", value, [bounds])]
+    if isinstance(value, str) and rule.max_length and len(value) > rule.max_length:
+        return [Problem(param, f"{param} is {len(value)} characters; at most {rule.max_length}.", len(value),
+                        [f"<= {rule.max_length} characters"])]
+    if isinstance(value, dict) and rule.required_fields:
+        missing = [f for f in rule.required_fields if f not in value]
+        if missing:
+            return [Problem(param, f"{param} needs the fields {', '.join(rule.required_fields)}; missing "
+                            f"{', '.join(missing)}.", value, rule.required_fields)]
+    return []
+
+
+def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
+    flat = flatten_extra(extra)
+    problems = []
+    known = list(spec.extra_params)
+    for key, value in flat.items():
+        if key in OWN_PARAMETERS:
+            problems.append(Problem(f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.",
+                                    value))
+            continue
+        rule = spec.extra_params.get(key)
+        if rule is None:
+            short = {k.removeprefix("model_params."): k for k in known}
+            hint = f" Did you mean {short[key]!r}?" if key in short else _did_you_mean(key, known)
+            allowed_text = ", ".join(known) if known else "none"
+            problems.append(Problem(f"extra.{key}", f"{spec.id} does not take extra.{key}.{hint} "
+                                    f"Extra parameters for {spec.id}: {allowed_text}.", value, known))
+            continue
+        problems += _check_extra_value(spec, key, rule, value)
+    for key, rule in spec.extra_params.items():
+        if rule.required and key not in flat:
+            problems.append(Problem(f"extra.{key}", f"{spec.id} needs extra.{key} ({rule.type})"
+                                    + (" — the id of an earlier task whose image it works on." if key.endswith("task_id")
+                                       else "."), None, rule.enum or [rule.type]))
+    return problems
+
+
+def validate_request(spec: ModelSpec, req: GenerationRequest, *, allow_local_files: bool = True) -> list[Problem]:
+    """Every problem with `req` for `spec`: errors (refuse before sending) and warnings (send anyway)."""
+    return [
+        *_check_prompt(spec, req.prompt),
+        *_check_size(spec, req.size),
+        *_check_tiers(spec, req),
+        *_check_n(spec, req.n),
+        *_check_images(spec, req, allow_local_files),
+        *check_callback_url(req.callback_url),
+        *_check_extra(spec, req.extra),
+    ]
+
+
+def errors_only(problems: list[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
+
+
+def build_body(spec: ModelSpec, req: GenerationRequest) -> dict[str, Any]:
+    """The JSON body for POST /v1/images/generations; `req` must have passed validate_request."""
+    body: dict[str, Any] = {"model": spec.id}
+    if req.prompt and spec.takes_prompt:
+        body["prompt"] = req.prompt
+    if req.size is not None and spec.size_field and spec.size is not None:
+        body[spec.size_field] = canonical_choice(req.size, spec.size.ratios) or req.size.replace(" ", "").lower()
+    if req.quality is not None:
+        body["quality"] = canonical_choice(req.quality, spec.quality_values()) or req.quality
+    if req.resolution is not None and spec.resolution is not None:
+        body[spec.resolution.param] = canonical_choice(req.resolution, spec.resolution.values) or req.resolution
+    if req.n is not None and spec.n is not None:
+        body["n"] = req.n
+    if req.image_urls:
+        body["image_urls"] = list(req.image_urls)
+    if req.mask_url is not None:
+        body["mask_url"] = req.mask_url
+    if req.callback_url is not None:
+        body["callback_url"] = req.callback_url
+    for key, value in flatten_extra(req.extra).items():
+        if key.startswith("model_params."):
+            body.setdefault("model_params", {})[key.removeprefix("model_params.")] = value
+        else:
+            body[key] = value
+    return body
