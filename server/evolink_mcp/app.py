@@ -1,0 +1,108 @@
+"""Builds the MCPServer: dependencies, tools, resources and the lifespan that shares them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.resources import FileResource
+
+from . import __version__
+from .catalog import Catalog, load_catalog
+from .evolink import EvolinkClient
+from .generation import ImageService
+from .settings import Settings
+from .tools import Deps, tool_specs
+
+SERVER_NAME = "evolink-mcp"
+INSTRUCTIONS = (
+    "Create or edit images with generate_image: it costs credits, waits for the result, saves the files locally "
+    "and shows a preview. If it returns while the task is still running, call check_task with the task_id. "
+    "Use list_models to pick a model and valid sizes/qualities; pass local paths or upload_file URLs as "
+    "reference images."
+)
+
+
+def build_deps(settings: Settings, *, allowed_dirs: Sequence[Path] | None, catalog: Catalog | None = None) -> Deps:
+    """The one set of dependencies for this process (no network, no I/O beyond reading the catalog)."""
+    catalog = catalog or load_catalog(settings.catalog_file, settings.default_model)
+    client = EvolinkClient(
+        settings.api_key, base_url=settings.base_url, files_base_url=settings.files_base_url
+    )
+    return Deps(
+        settings=settings,
+        catalog=catalog,
+        client=client,
+        service=ImageService(settings, catalog, client),
+        allowed_dirs=allowed_dirs,
+    )
+
+
+def build_server(deps: Deps) -> MCPServer[Deps]:
+    """An MCPServer over `deps`: every tool spec, the catalog resources, saved images as resources."""
+    sessions = 0
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[Deps]) -> AsyncIterator[Deps]:
+        # SSE enters the lifespan once per connection: close the shared client only when the last one leaves.
+        nonlocal sessions
+        sessions += 1
+        try:
+            yield deps
+        finally:
+            sessions -= 1
+            if sessions == 0:
+                await deps.client.aclose()
+
+    server: MCPServer[Deps] = MCPServer(
+        SERVER_NAME,
+        title="Evolink Images",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url="https://evolink.ai",
+        lifespan=lifespan,
+        log_level=deps.settings.log_level,  # type: ignore[arg-type]
+        tools=[spec.to_tool() for spec in tool_specs(deps.catalog, deps.settings)],
+    )
+    _add_resources(server, deps)
+    return server
+
+
+def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
+    catalog = deps.catalog
+
+    @server.resource(
+        "evolink://models", name="models", title="Evolink image models", mime_type="application/json"
+    )
+    def all_models() -> str:
+        """Every model in the catalog with its limits (JSON)."""
+        return json.dumps({"default_model": catalog.default.id, "models": catalog.to_json()}, ensure_ascii=False)
+
+    @server.resource(
+        "evolink://models/{model_id}", name="model", title="One Evolink image model", mime_type="application/json"
+    )
+    def one_model(model_id: str) -> str:
+        """One model's limits (JSON), by id or alias."""
+        spec = catalog.get(model_id)
+        if spec is None:
+            hint = catalog.suggest(model_id)
+            raise ResourceError(f"Unknown model {model_id!r}." + (f" Did you mean {hint[0]!r}?" if hint else ""))
+        return spec.model_dump_json(exclude_none=True)
+
+    registered: set[str] = set()
+
+    def on_image_saved(path: Path, mime_type: str) -> str:
+        uri = f"evolink://images/{path.name}"
+        if uri not in registered:
+            server.add_resource(
+                FileResource(uri=uri, name=path.name, title=f"Generated image {path.name}", path=path,
+                             mime_type=mime_type)
+            )
+            registered.add(uri)
+        return uri
+
+    deps.on_image_saved = on_image_saved

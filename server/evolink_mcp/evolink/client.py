@@ -1,0 +1,416 @@
+"""The Evolink API client: one request loop with timeouts, one retry policy, one error mapping.
+
+No MCP here: the client is usable and testable on its own.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+from urllib.parse import quote, urlsplit
+
+import anyio
+import httpx
+from pydantic import SecretStr
+
+from .. import __version__
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    BadRequestError,
+    ConfigurationError,
+    EvolinkError,
+    RequestTooLargeError,
+    SubmissionOutcomeUnknownError,
+    error_class_for,
+)
+from .types import FileList, FileQuota, Task, UploadedFile
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.evolink.ai"
+DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
+USER_AGENT = f"evolink-mcp/{__version__}"
+CERTAINLY_NOT_CREATED = (429, 503)  # a submission answered with these created no task
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 60.0
+    pool: float = 10.0
+    download_read: float = 60.0
+
+    def httpx(self, read: float | None = None) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=read or self.read, write=self.write, pool=self.pool)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 20.0  # a longer Retry-After is reported, not slept through
+    deadline: float = 25.0  # per call, across attempts: an unreachable upstream fails well under 30 s
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter for the given (1-based) attempt that just failed."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+RetryMode = Literal["idempotent", "once"]
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _request_id(response: httpx.Response) -> str | None:
+    return response.headers.get("x-request-id") or response.headers.get("x-oneapi-request-id")
+
+
+def error_from_response(response: httpx.Response) -> APIStatusError:
+    """Map an error response (either envelope, int or string codes) to the matching exception."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    code: int | str | None = None
+    type_ = param = suggestion = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        message = str(err.get("message") or response.reason_phrase)
+        code, type_, param = err.get("code"), err.get("type"), err.get("param")
+        suggestion = err.get("fallback_suggestion")
+    elif isinstance(body, dict) and "success" in body:
+        code = body.get("code")
+        message = str(body.get("msg") or response.reason_phrase)
+    else:
+        message = (response.text or "").strip()[:300] or response.reason_phrase or "error"
+    status = response.status_code
+    if status < 400 and isinstance(code, int) and code >= 400:
+        status = code if code < 600 else (413 if code == 40001 else 400 if code < 50000 else 500)
+    cls = error_class_for(status, code)
+    return cls(
+        message,
+        status=status,
+        type=type_,
+        code=code,
+        param=param,
+        suggestion=suggestion,
+        request_id=_request_id(response),
+        retry_after=parse_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _files_failed(response: httpx.Response) -> bool:
+    """The files API can answer 200 with success=false."""
+    if "json" not in response.headers.get("content-type", ""):
+        return False
+    try:
+        body = response.json()
+    except (ValueError, httpx.ResponseNotRead):
+        return False
+    return isinstance(body, dict) and body.get("success") is False
+
+
+class EvolinkClient:
+    """Async client for Evolink's generation, task and files APIs. One per process."""
+
+    def __init__(
+        self,
+        api_key: str | SecretStr | None,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        files_base_url: str = DEFAULT_FILES_BASE_URL,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self.base_url = base_url.rstrip("/")
+        self.files_base_url = files_base_url.rstrip("/")
+        self.timeouts = timeouts or Timeouts()
+        self.retry = retry or RetryPolicy()
+        self._http_client = http_client
+        self._owns_http = http_client is None
+
+    def __repr__(self) -> str:
+        return f"EvolinkClient(base_url={self.base_url!r}, files_base_url={self.files_base_url!r})"
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self._api_key and self._api_key.get_secret_value())
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        # Built on first use: creating the SSL context costs start-up time the stdio server should not pay.
+        if self._http_client is None:
+            self._http_client = httpx.AsyncClient(
+                timeout=self.timeouts.httpx(),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+            )
+        return self._http_client
+
+    async def aclose(self) -> None:
+        if self._http_client is not None and self._owns_http:
+            await self._http_client.aclose()
+            self._http_client = None
+
+    async def __aenter__(self) -> EvolinkClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _auth(self) -> dict[str, str]:
+        if not self.has_key:
+            raise ConfigurationError("No Evolink API key is configured (EVOLINK_API_KEY is not set).")
+        assert self._api_key is not None
+        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    def redact(self, text: str) -> str:
+        """`text` with the API key blanked out, for anything that may reach a log or a user."""
+        if self._api_key is not None and (key := self._api_key.get_secret_value()):
+            return text.replace(key, "[redacted]")
+        return text
+
+    async def _with_retries(
+        self, attempt: Callable[[], Awaitable[httpx.Response]], *, mode: RetryMode, what: str
+    ) -> httpx.Response:
+        """Run `attempt` until it succeeds or the retry policy gives up; raise the mapped error.
+
+        mode="idempotent": retry connection errors, timeouts, 429 and 5xx.
+        mode="once": retry only when the request certainly had no effect (never connected, 429, 503).
+        Errors raised after the request may have been processed carry `sent=True`.
+        """
+        policy = self.retry
+        give_up_at = time.monotonic() + policy.deadline
+        for number in range(1, policy.max_attempts + 1):
+            sent = True
+            try:
+                response = await attempt()
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                sent = False
+                cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+                error: EvolinkError = cls(f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__}).")
+            except httpx.TimeoutException as exc:
+                error = APITimeoutError(f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__}).")
+            except httpx.TransportError as exc:
+                error = APIConnectionError(f"{what}: the connection to {self._host_of(exc)} broke "
+                                           f"({type(exc).__name__}).")
+            else:
+                if response.is_success and not _files_failed(response):
+                    return response
+                error = error_from_response(response)
+                error.message = self.redact(error.message)
+                if error.next_step:
+                    error.next_step = self.redact(error.next_step)
+            error.sent = sent
+            if not self._may_retry(error, mode, sent) or number == policy.max_attempts:
+                raise error
+            retry_after = error.retry_after if isinstance(error, APIStatusError) else None
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                raise error
+            delay = retry_after if retry_after is not None else policy.backoff(number)
+            if time.monotonic() + delay > give_up_at:
+                raise error
+            log.info("%s failed (%s); retry %d in %.2fs", what, error.category, number, delay)
+            await anyio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _may_retry(error: EvolinkError, mode: RetryMode, sent: bool) -> bool:
+        if not error.retryable:
+            return False
+        if mode == "idempotent":
+            return True
+        if isinstance(error, APIStatusError):
+            return error.status in CERTAINLY_NOT_CREATED
+        return not sent
+
+    @staticmethod
+    def _host_of(exc: httpx.HTTPError) -> str:
+        try:
+            return exc.request.url.host or "the server"
+        except RuntimeError:
+            return "the server"
+
+    async def _json(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise APIConnectionError(f"{what}: the answer was not JSON (HTTP {response.status_code}).") from None
+
+    # Generation API
+
+    async def submit_generation(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> Task:
+        """POST /v1/images/generations: create a (paid) task. Never sent twice unless surely not created."""
+        key = idempotency_key or str(uuid.uuid4())
+        headers = {**self._auth(), "Idempotency-Key": key}
+        url = f"{self.base_url}/v1/images/generations"
+
+        async def attempt() -> httpx.Response:
+            return await self._http.post(url, json=body, headers=headers)
+
+        try:
+            response = await self._with_retries(attempt, mode="once", what="Submitting the generation")
+        except (APIConnectionError, APIStatusError) as exc:
+            ambiguous_status = isinstance(exc, APIStatusError) and exc.status >= 500 and exc.status != 503
+            lost_answer = isinstance(exc, APIConnectionError) and exc.sent
+            if ambiguous_status or lost_answer:
+                raise SubmissionOutcomeUnknownError(
+                    f"The generation request was sent but its outcome is unknown ({exc.message})",
+                    idempotency_key=key,
+                    request_id=exc.request_id,
+                ) from exc
+            raise
+        return Task.model_validate(await self._json(response, "Submitting the generation"))
+
+    async def get_task(self, task_id: str) -> Task:
+        """GET /v1/tasks/{task_id}: the task's current state."""
+        if not task_id or len(task_id) > 256 or any(c in task_id for c in "/?#\\ \t\r\n"):
+            raise BadRequestError(f"Invalid task id {task_id[:80]!r}.", status=400, param="task_id",
+                                  next_step="Pass the task_id exactly as generate_image returned it.")
+        url = f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}"
+        headers = self._auth()
+
+        async def attempt() -> httpx.Response:
+            return await self._http.get(url, headers=headers)
+
+        response = await self._with_retries(attempt, mode="idempotent", what="Checking the task")
+        return Task.model_validate(await self._json(response, "Checking the task"))
+
+    # Files API
+
+    async def _files_call(
+        self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any
+    ) -> Any:
+        url = f"{self.files_base_url}/api/v1/files/{path}"
+        headers = self._auth()
+
+        async def attempt() -> httpx.Response:
+            return await self._http.request(method, url, headers=headers, **kwargs)
+
+        response = await self._with_retries(attempt, mode=mode, what=what)
+        envelope = await self._json(response, what)
+        return envelope.get("data") if isinstance(envelope, dict) else None
+
+    @staticmethod
+    def _upload_fields(upload_path: str | None, file_name: str | None) -> dict[str, str]:
+        return {k: v for k, v in (("upload_path", upload_path), ("file_name", file_name)) if v}
+
+    async def upload_base64(
+        self, base64_data: str, *, upload_path: str | None = None, file_name: str | None = None
+    ) -> UploadedFile:
+        """POST upload/base64: raw base64 or a data URL."""
+        body = {"base64_data": base64_data, **self._upload_fields(upload_path, file_name)}
+        data = await self._files_call("POST", "upload/base64", mode="once", what="Uploading the image", json=body)
+        return UploadedFile.model_validate(data)
+
+    async def upload_url(
+        self, file_url: str, *, upload_path: str | None = None, file_name: str | None = None
+    ) -> UploadedFile:
+        """POST upload/url: Evolink downloads the file from a public URL."""
+        body = {"file_url": file_url, **self._upload_fields(upload_path, file_name)}
+        data = await self._files_call("POST", "upload/url", mode="once", what="Uploading from the URL", json=body)
+        return UploadedFile.model_validate(data)
+
+    async def upload_file(
+        self,
+        path: Path,
+        *,
+        upload_path: str | None = None,
+        file_name: str | None = None,
+        mime_type: str = "application/octet-stream",
+    ) -> UploadedFile:
+        """POST upload/stream: multipart, streamed from disk in chunks (never read whole)."""
+        url = f"{self.files_base_url}/api/v1/files/upload/stream"
+        headers = self._auth()
+        name = file_name or path.name
+        fields = self._upload_fields(upload_path, file_name)
+
+        async def attempt() -> httpx.Response:
+            with path.open("rb") as handle:
+                return await self._http.post(url, headers=headers, data=fields, files={"file": (name, handle, mime_type)})
+
+        response = await self._with_retries(attempt, mode="once", what="Uploading the file")
+        envelope = await self._json(response, "Uploading the file")
+        return UploadedFile.model_validate(envelope.get("data") if isinstance(envelope, dict) else None)
+
+    async def list_files(self, page: int = 1, page_size: int = 20) -> FileList:
+        data = await self._files_call(
+            "GET", "list", mode="idempotent", what="Listing files", params={"page": page, "pageSize": page_size}
+        )
+        return FileList.model_validate(data or {})
+
+    async def get_quota(self) -> FileQuota:
+        data = await self._files_call("GET", "quota", mode="idempotent", what="Reading the file quota")
+        return FileQuota.model_validate(data or {})
+
+    async def delete_file(self, file_id: str) -> None:
+        if not file_id or any(c in file_id for c in "/?#\\"):
+            raise BadRequestError(f"Invalid file id {file_id[:80]!r}.", status=400, param="file_id")
+        await self._files_call("DELETE", quote(file_id, safe=""), mode="idempotent", what="Deleting the file")
+
+    # Result downloads: CDN links, fetched without the API key.
+
+    async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> str | None:
+        """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart the sink."""
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
+        timeout = self.timeouts.httpx(read=self.timeouts.download_read)
+        content_type: str | None = None
+
+        async def attempt() -> httpx.Response:
+            nonlocal content_type
+            sink.seek(0)
+            sink.truncate()
+            async with self._http.stream("GET", url, timeout=timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    return response
+                declared = int(response.headers.get("content-length") or 0)
+                if declared > max_bytes:
+                    raise RequestTooLargeError(
+                        f"The result at {url[:100]} is {declared} bytes, over the {max_bytes}-byte cap.", status=413
+                    )
+                written = 0
+                async for chunk in response.aiter_bytes():
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise RequestTooLargeError(
+                            f"The result at {url[:100]} is over the {max_bytes}-byte cap.", status=413
+                        )
+                    sink.write(chunk)
+                content_type = response.headers.get("content-type")
+                return response
+
+        await self._with_retries(attempt, mode="idempotent", what="Downloading the result")
+        return content_type

@@ -1,0 +1,49 @@
+"""Logging to stderr (stdout carries the stdio protocol), with secrets redacted from every record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+
+class RedactSecrets(logging.Filter):
+    """Blanks out secret values in a record's message and arguments, whoever logged it (httpx included)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            clean = self.redact(message)
+            if record.exc_info and record.exc_info[1] is not None:
+                clean_exc = self.redact(logging.Formatter().formatException(record.exc_info))
+                clean = f"{clean}\n{clean_exc}"
+                record.exc_info = None
+                record.exc_text = None
+            if clean != message or record.args:
+                record.msg, record.args = clean, None
+        return True
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """One stderr handler on the root logger, redacting `secrets`; replaces earlier handlers of ours."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_evolink", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._evolink = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactSecrets(secrets))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # httpx logs every request URL at INFO: keep it for debugging only.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,170 @@
+"""One Settings object from EVOLINK_* environment variables and command-line overrides, validated once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from .catalog import DEFAULT_MODEL
+from .evolink.client import DEFAULT_BASE_URL, DEFAULT_FILES_BASE_URL
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message says which variable to fix."""
+
+
+def default_output_dir() -> Path:
+    """A per-user pictures folder (never relative to the working directory)."""
+    home = Path.home()
+    if sys.platform.startswith("linux"):
+        xdg = os.environ.get("XDG_PICTURES_DIR")
+        if xdg and Path(xdg).is_absolute():
+            return Path(xdg) / "Evolink"
+    return home / "Pictures" / "Evolink"
+
+
+def default_state_dir() -> Path:
+    """A per-user state folder for the task journal."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "evolink-mcp"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "evolink-mcp"
+    xdg = os.environ.get("XDG_STATE_HOME")
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state") / "evolink-mcp"
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    field: str
+    default: str
+    meaning: str
+
+
+# The one list of environment variables: Settings reads it, the README table is generated from it.
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar("EVOLINK_API_KEY", "api_key", "(none)", "Your Evolink API key. Without it, tools are listed but calls "
+           "that need the key say how to set it (or use --sandbox)."),
+    EnvVar("EVOLINK_BASE_URL", "base_url", DEFAULT_BASE_URL, "Generation and task API base URL."),
+    EnvVar("EVOLINK_FILES_BASE_URL", "files_base_url", DEFAULT_FILES_BASE_URL, "Files API base URL."),
+    EnvVar("EVOLINK_DEFAULT_MODEL", "default_model", DEFAULT_MODEL, "Model used when a call names none."),
+    EnvVar("EVOLINK_CATALOG_FILE", "catalog_file", "(none)", "JSON file adding or overriding catalog models."),
+    EnvVar("EVOLINK_OUTPUT_DIR", "output_dir", "~/Pictures/Evolink", "Where generated images and their JSON "
+           "sidecars are saved."),
+    EnvVar("EVOLINK_WAIT_SECONDS", "wait_seconds", "45", "Default time generate_image waits for a result "
+           "(0 = return the task id at once)."),
+    EnvVar("EVOLINK_PREVIEW_MAX_BYTES", "preview_max_bytes", "600000", "Byte budget for inline previews per "
+           "result (0 disables previews)."),
+    EnvVar("EVOLINK_SANDBOX", "sandbox", "false", "Run against the built-in sandbox (no key, no network)."),
+    EnvVar("EVOLINK_SANDBOX_TASK_SECONDS", "sandbox_task_seconds", "4", "How long a sandbox task takes."),
+    EnvVar("EVOLINK_MCP_TOKEN", "mcp_token", "(none)", "Bearer token required on the HTTP transports."),
+    EnvVar("EVOLINK_MCP_ALLOWED_HOSTS", "mcp_allowed_hosts", "(none)", "Extra Host names (comma-separated) the "
+           "HTTP transports accept, besides loopback and the bound host."),
+    EnvVar("EVOLINK_ALLOWED_DIRS", "allowed_dirs", "(none)", "Directories (separated by the OS path separator) "
+           "whose files may be uploaded over HTTP transports."),
+    EnvVar("EVOLINK_STATE_DIR", "state_dir", "per-user state folder", "Where the task journal is kept."),
+    EnvVar("EVOLINK_LOG_LEVEL", "log_level", "INFO", "Log level of the stderr log."),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    files_base_url: str = DEFAULT_FILES_BASE_URL
+    default_model: str = DEFAULT_MODEL
+    catalog_file: Path | None = None
+    output_dir: Path = field(default_factory=default_output_dir)
+    wait_seconds: float = 45.0
+    preview_max_bytes: int = 600_000
+    sandbox: bool = False
+    sandbox_task_seconds: float = 4.0
+    mcp_token: SecretStr | None = None
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    allowed_dirs: tuple[Path, ...] = ()
+    state_dir: Path = field(default_factory=default_state_dir)
+    log_level: str = "INFO"
+    max_download_bytes: int = 200 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("base_url", "files_base_url"):
+            value = getattr(self, name)
+            if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+                raise SettingsError(f"{_env_name(name)} must be an http(s) URL; got {value!r}.")
+        if self.wait_seconds < 0:
+            raise SettingsError("EVOLINK_WAIT_SECONDS must be 0 or more.")
+        if self.preview_max_bytes < 0:
+            raise SettingsError("EVOLINK_PREVIEW_MAX_BYTES must be 0 or more.")
+        if self.sandbox_task_seconds < 0:
+            raise SettingsError("EVOLINK_SANDBOX_TASK_SECONDS must be 0 or more.")
+        if not self.output_dir.is_absolute():
+            object.__setattr__(self, "output_dir", self.output_dir.expanduser().resolve())
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
+        return f"Settings(api_key={'set' if self.has_api_key else 'unset'}, {shown})"
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key and self.api_key.get_secret_value())
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from EVOLINK_* variables, then non-None `overrides` (CLI flags) on top."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for var in ENV_VARS:
+            raw = env.get(var.name)
+            if raw is not None and raw.strip() != "":
+                values[var.field] = _convert(var, raw.strip())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for secret in ("api_key", "mcp_token"):
+            if isinstance(values.get(secret), str):
+                values[secret] = SecretStr(values[secret])
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _env_name(field_name: str) -> str:
+    return next(v.name for v in ENV_VARS if v.field == field_name)
+
+
+def _convert(var: EnvVar, raw: str) -> Any:
+    kind = Settings.__dataclass_fields__[var.field].type
+    try:
+        if var.field in ("wait_seconds", "sandbox_task_seconds"):
+            return float(raw)
+        if var.field == "preview_max_bytes":
+            return int(raw)
+        if var.field == "sandbox":
+            if raw.lower() in _TRUE:
+                return True
+            if raw.lower() in _FALSE:
+                return False
+            raise ValueError(raw)
+        if var.field in ("output_dir", "state_dir", "catalog_file"):
+            return Path(raw).expanduser()
+        if var.field == "mcp_allowed_hosts":
+            return tuple(h.strip() for h in raw.split(",") if h.strip())
+        if var.field == "allowed_dirs":
+            return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+        if var.field == "log_level":
+            return raw.upper()
+    except ValueError:
+        raise SettingsError(f"{var.name}={raw!r} is not a valid value ({kind}).") from None
+    return raw

@@ -1,0 +1,123 @@
+"""What every tool shares: the dependencies object, tool specs, annotations and error results."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.tools import Tool
+from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
+
+from ..catalog import Catalog
+from ..evolink import EvolinkClient, EvolinkError
+from ..generation import ImageService
+from ..settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    """Everything a tool needs, built once per process and shared by every session."""
+
+    settings: Settings
+    catalog: Catalog
+    client: EvolinkClient
+    service: ImageService
+    # Directories local files may be read from; None = any readable file (stdio: the user's own machine).
+    allowed_dirs: Sequence[Path] | None
+    on_image_saved: Callable[[Path, str], str] | None = None  # registers a resource, returns its URI
+
+
+def deps_of(ctx: Context[Any]) -> Deps:
+    deps = ctx.request_context.lifespan_context
+    assert isinstance(deps, Deps), "the server's lifespan must yield Deps"
+    return deps
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as data: registered by one loop, listed in the README from the same list."""
+
+    fn: Callable[..., Any]
+    name: str
+    title: str
+    description: str
+    annotations: ToolAnnotations
+    core: bool = False
+
+    def to_tool(self) -> Tool:
+        """The SDK tool, with compact input and output schemas."""
+        tool = Tool.from_function(
+            self.fn, name=self.name, title=self.title, description=self.description, annotations=self.annotations
+        )
+        tool.parameters = compact_schema(tool.parameters)
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
+        return tool
+
+    @classmethod
+    def of(cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False) -> ToolSpec:
+        """A spec named after `fn`, described by its docstring."""
+        return cls(fn, fn.__name__, title, inspect.cleandoc(fn.__doc__ or ""), annotations, core)
+
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+READ_ONLY_REMOTE = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
+)
+PAID_ACTION = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+REMOTE_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+REMOTE_DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
+
+
+def compact_schema(schema: Any) -> Any:
+    """A JSON schema without what costs context and says nothing: titles, and `anyOf [X, null]` for optionals.
+
+    Arguments are still validated by the full pydantic model; results never carry nulls (exclude_none).
+    """
+    if isinstance(schema, list):
+        return [compact_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: compact_schema(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    options = out.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        (kept,) = [o for o in options if o != {"type": "null"}]
+        out.pop("anyOf")
+        if out.get("default", ...) is None:
+            out.pop("default")
+        out = {**kept, **out}
+    return out
+
+
+def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | None = None) -> CallToolResult:
+    """An isError result the model can act on: category, retryable, next step (and charged, for submissions)."""
+    details = error.to_dict()
+    if charged is not None:
+        details["charged"] = charged
+    lines = [f"Error ({error.category}): {error.message}", f"Next step: {error.next_step}"]
+    if charged is not None:
+        lines.append(
+            "Charged: no — nothing was billed." if charged == "no" else "Charged: unknown — a task may have been created."
+        )
+    if isinstance(details.get("idempotency_key"), str):
+        lines.append(f"client_request_id to retry with: {details['idempotency_key']}")
+    return CallToolResult(
+        content=[TextContent(type="text", text="\n".join(lines))], structured_content=details, is_error=True
+    )
+
+
+def result(text: str, structured: dict[str, Any], extra: Sequence[ContentBlock] = ()) -> CallToolResult:
+    """A successful result: short text first, then any images or links, and the structured copy."""
+    return CallToolResult(content=[TextContent(type="text", text=text), *extra], structured_content=structured)
+
+
+def compact_json(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,237 @@
+"""generate_image and check_task: submit, follow with progress, save results, show previews."""
+
+import logging
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink
+from pydantic import BaseModel, Field
+
+from ..catalog import Catalog, GenerationRequest
+from ..evolink import EvolinkError, InvalidRequestError, Task, task_failure_advice
+from ..generation import TaskResults
+from ..media import make_previews
+from .common import PAID_ACTION, READ_ONLY_REMOTE, Deps, ToolSpec, deps_of, error_result, result
+
+log = logging.getLogger(__name__)
+
+
+class SavedImageOut(BaseModel):
+    index: int
+    url: str
+    path: str | None = None
+    resource_uri: str | None = None
+    mime_type: str | None = None
+    bytes: int | None = None
+
+
+class TaskErrorOut(BaseModel):
+    code: str | None = None
+    message: str | None = None
+    retryable: bool
+    next_step: str
+
+
+class TaskOutput(BaseModel):
+    """A task's state; when completed, its saved images."""
+
+    task_id: str
+    status: str
+    progress: float
+    model: str | None = None
+    estimated_seconds_left: float | None = None
+    credits_reserved: float | None = None
+    images: list[SavedImageOut] = Field(default_factory=list)
+    result_urls: list[str] = Field(default_factory=list)
+    urls_expire_at: str | None = None
+    save_error: str | None = None
+    previews: int = 0
+    error: TaskErrorOut | None = None
+    warnings: list[str] = Field(default_factory=list)
+    next_step: str
+
+
+def _progress_message(task: Task) -> str:
+    left = task.estimated_seconds_left
+    eta = f", about {left:.0f} s left" if left and not task.is_terminal else ""
+    return f"{task.status} {task.progress:.0f}%{eta}"
+
+
+async def _report(ctx: Context[Any], task: Task) -> None:
+    try:
+        await ctx.report_progress(float(task.progress), 100.0, _progress_message(task))
+    except Exception as exc:  # a client that went away must not fail the generation
+        log.debug("progress notification failed: %r", exc)
+
+
+async def _previews_for(deps: Deps, results: TaskResults) -> list[ContentBlock]:
+    if results.previews is None:
+        results.previews = await make_previews(results.images, deps.settings.preview_max_bytes)
+    return [ImageContent(type="image", data=p.data_base64, mime_type=p.mime_type) for p in results.previews]
+
+
+async def task_result(
+    deps: Deps, task: Task, *, warnings: list[str] | None = None, poll_error: EvolinkError | None = None
+) -> CallToolResult:
+    """The result for a task in any state; a completed task's images are saved (once) first."""
+    record = deps.service.record(task.id)
+    out = TaskOutput(
+        task_id=task.id,
+        status=task.status,
+        progress=task.progress,
+        model=task.model or (record.model if record else None),
+        estimated_seconds_left=None if task.is_terminal else task.estimated_seconds_left,
+        credits_reserved=task.usage.credits_reserved
+        if task.usage.credits_reserved is not None
+        else (record.credits_reserved if record else None),
+        warnings=list(warnings or []),
+        next_step="",
+    )
+    credits = f", {out.credits_reserved:g} credits reserved" if out.credits_reserved is not None else ""
+    head = f"Task {task.id} ({out.model or 'unknown model'}{credits})"
+    blocks: list[ContentBlock] = []
+    lines: list[str] = []
+    if task.succeeded:
+        results = await deps.service.save(task)
+        out.result_urls = results.urls
+        out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
+        out.save_error = results.save_error
+        saved_by_index = {image.index: image for image in results.images}
+        for index, url in enumerate(results.urls):
+            image = saved_by_index.get(index)
+            item = SavedImageOut(index=index, url=url)
+            if image is not None:
+                item.path, item.mime_type, item.bytes = str(image.path), image.mime_type, image.bytes
+                if deps.on_image_saved is not None:
+                    item.resource_uri = deps.on_image_saved(image.path, image.mime_type)
+                    blocks.append(ResourceLink(type="resource_link", name=image.path.name, uri=item.resource_uri,
+                                               mime_type=image.mime_type, size=image.bytes))
+            out.images.append(item)
+        previews = await _previews_for(deps, results)
+        out.previews = len(previews)
+        blocks = [*previews, *blocks]
+        lines.append(f"{head} completed with {len(results.urls)} image(s).")
+        for item in out.images:
+            where = item.path or "not saved"
+            lines.append(f"{item.index + 1}. {where} — {item.url}")
+        if out.urls_expire_at:
+            lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
+        if results.save_error:
+            lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
+            out.next_step = "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
+        else:
+            out.next_step = "Show or use the saved files; to edit one, pass its path in image_urls."
+    elif task.status == "failed":
+        code = None if task.error is None or task.error.code is None else str(task.error.code)
+        advice = task_failure_advice(code)
+        message = task.error.message if task.error and task.error.message else "no reason given"
+        out.error = TaskErrorOut(code=code, message=message, retryable=advice.retryable, next_step=advice.next_step)
+        out.next_step = advice.next_step
+        lines.append(f"{head} failed: {code or 'unknown_error'}: {message}.")
+        lines.append(f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}")
+    elif task.is_terminal:
+        out.next_step = "The task ended without images; submit a new generation if you still need one."
+        lines.append(f"{head} ended with status {task.status!r} and no images.")
+    else:
+        eta = f", about {out.estimated_seconds_left:.0f} s left" if out.estimated_seconds_left else ""
+        lines.append(f"{head} is {task.status} ({task.progress:.0f}%{eta}).")
+        if poll_error is not None:
+            lines.append(f"Following it failed for now ({poll_error.message}); the task itself is safe.")
+        out.next_step = f"Call check_task with task_id={task.id!r} and wait_seconds=30 to get the images."
+        lines.append(out.next_step)
+    lines.extend(f"Warning: {w}" for w in out.warnings)
+    return result("\n".join(lines), out.model_dump(mode="json", exclude_none=True), blocks)
+
+
+async def follow(
+    deps: Deps, ctx: Context[Any], task: Task, wait_seconds: float, warnings: list[str] | None = None
+) -> CallToolResult:
+    """Wait up to `wait_seconds` with progress notifications, then report the task."""
+    poll_error: EvolinkError | None = None
+    if wait_seconds > 0 and not task.is_terminal:
+        try:
+            task = await deps.service.wait(task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t))
+        except EvolinkError as exc:  # never lose the task id over a failed poll
+            poll_error = exc
+    return await task_result(deps, task, warnings=warnings, poll_error=poll_error)
+
+
+def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
+    model_ids = catalog.ids
+
+    async def generate_image(
+        prompt: Annotated[str, Field(description="What to create, or how to change the reference images.")],
+        ctx: Context[Any],
+        model: Annotated[
+            str,
+            Field(
+                description="Model id (list_models describes each).",
+                json_schema_extra={"enum": model_ids},
+            ),
+        ] = catalog.default.id,
+        size: Annotated[
+            str | None, Field(description="Aspect ratio ('16:9', '1:1', 'auto') or 'WxH' where the model allows.")
+        ] = None,
+        quality: Annotated[
+            str | None, Field(description="Render level (low/medium/high) or tier (1K/2K/4K), per model.")
+        ] = None,
+        resolution: Annotated[str | None, Field(description="Pixel tier for models with both (gpt-image-2).")] = None,
+        n: Annotated[int | None, Field(ge=1, le=15, description="Images per request, where the model allows.")] = None,
+        image_urls: Annotated[
+            list[str] | None, Field(description="Reference/edit images: URLs or local file paths (uploaded).")
+        ] = None,
+        mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting models.")] = None,
+        callback_url: Annotated[str | None, Field(description="HTTPS URL notified when the task ends.")] = None,
+        extra: Annotated[
+            dict[str, Any] | None,
+            Field(description="Model-specific parameters, e.g. {\"model_params.thinking_level\": \"high\"}."),
+        ] = None,
+        wait_seconds: Annotated[
+            float | None, Field(ge=0, le=900, description=f"Seconds to wait for the result (default {default_wait:g}).")
+        ] = None,
+    ) -> Annotated[CallToolResult, TaskOutput]:
+        """Create or edit images with an Evolink model (costs credits). Waits for the result, saves it to disk
+        and shows a preview; if still running, returns a task_id for check_task."""
+        deps = deps_of(ctx)
+        request = GenerationRequest(
+            prompt=prompt,
+            size=size,
+            quality=quality,
+            resolution=resolution,
+            n=n,
+            image_urls=list(image_urls or []),
+            mask_url=mask_url,
+            callback_url=callback_url,
+            extra=dict(extra or {}),
+        )
+        try:
+            prepared = deps.service.prepare(model, request, allowed_dirs=deps.allowed_dirs)
+        except InvalidRequestError as exc:
+            return error_result(exc, charged="no")
+        try:
+            task = await deps.service.submit(prepared)
+        except EvolinkError as exc:
+            return error_result(exc, charged=exc.charged)
+        wait = deps.settings.wait_seconds if wait_seconds is None else wait_seconds
+        return await follow(deps, ctx, task, wait, [p.message for p in prepared.warnings])
+
+    async def check_task(
+        task_id: Annotated[str, Field(min_length=1, max_length=256, description="The id generate_image returned.")],
+        ctx: Context[Any],
+        wait_seconds: Annotated[
+            float, Field(ge=0, le=900, description="Seconds to wait for the task to finish (0 = just look).")
+        ] = 0,
+    ) -> Annotated[CallToolResult, TaskOutput]:
+        """Status, progress and ETA of a generation task (free). When completed, saves its images (once) and shows
+        them; when failed, says why and whether to retry."""
+        deps = deps_of(ctx)
+        try:
+            task = await deps.client.get_task(task_id.strip())
+        except EvolinkError as exc:
+            return error_result(exc)
+        return await follow(deps, ctx, task, wait_seconds)
+
+    return [
+        ToolSpec.of(generate_image, "Generate or edit images", PAID_ACTION, core=True),
+        ToolSpec.of(check_task, "Check a generation task", READ_ONLY_REMOTE, core=True),
+    ]

@@ -1,0 +1,123 @@
+"""list_models: the catalog, compact in text and complete in structured content."""
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult
+from pydantic import BaseModel, Field
+
+from ..catalog import Catalog, ModelSpec
+from .common import READ_ONLY, ToolSpec, deps_of, result
+
+
+class ModelSummary(BaseModel):
+    id: str
+    title: str
+    modes: list[str]
+    beta: bool
+    default: bool
+    aliases: list[str] = Field(default_factory=list)
+    sizes: list[str] = Field(default_factory=list)
+    pixel_sizes: str | None = None
+    default_size: str | None = None
+    quality: list[str] = Field(default_factory=list)
+    default_quality: str | None = None
+    resolution: list[str] = Field(default_factory=list)
+    default_resolution: str | None = None
+    n: list[int] = Field(default_factory=list)
+    max_reference_images: int = 0
+    reference_images_required: bool = False
+    reference_max_mb: float | None = None
+    reference_formats: list[str] = Field(default_factory=list)
+    mask: bool = False
+    prompt_max: int | None = None
+    prompt_unit: str | None = None
+    takes_prompt: bool = True
+    extra: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    documented: str
+    notes: str | None = None
+
+
+class ModelListOutput(BaseModel):
+    default_model: str
+    count: int
+    models: list[ModelSummary]
+
+
+def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
+    """One model as list_models shows it."""
+    size, refs = spec.size, spec.image_urls
+    tiers = spec.resolution if spec.resolution is not None and spec.resolution.param == "quality" else None
+    quality_spec = spec.quality or tiers
+    return ModelSummary(
+        id=spec.id,
+        title=spec.title,
+        modes=spec.modes,
+        beta=spec.beta,
+        default=spec.id == default_id,
+        aliases=spec.aliases,
+        sizes=list(size.ratios) if size and spec.size_field else [],
+        pixel_sizes=size.pixel.describe() if size and size.pixel and spec.size_field else None,
+        default_size=size.default if size else None,
+        quality=spec.quality_values(),
+        default_quality=quality_spec.default if quality_spec else None,
+        resolution=spec.resolution_values() if spec.resolution and spec.resolution.param != "quality" else [],
+        default_resolution=spec.resolution.default if spec.resolution and spec.resolution.param != "quality" else None,
+        n=spec.n.allowed() if spec.n else [1],
+        max_reference_images=refs.max_items if refs else 0,
+        reference_images_required=bool(refs and refs.required),
+        reference_max_mb=refs.max_mb if refs else None,
+        reference_formats=list(refs.formats or []) if refs else [],
+        mask=spec.mask_url,
+        prompt_max=spec.prompt.max if spec.prompt else None,
+        prompt_unit=spec.prompt.unit if spec.prompt else None,
+        takes_prompt=spec.takes_prompt,
+        extra={k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"type": v.type}
+               for k, v in spec.extra_params.items()},
+        documented=spec.documented,
+        notes=spec.notes or (size.notes if size else None),
+    )
+
+
+def _line(m: ModelSummary) -> str:
+    parts = [f"{m.id}{' (default)' if m.default else ''}{' [beta]' if m.beta else ''}: {', '.join(m.modes)}"]
+    if m.sizes or m.pixel_sizes:
+        parts.append("size " + "/".join(m.sizes) + (f" or {m.pixel_sizes}" if m.pixel_sizes else ""))
+    if m.quality:
+        parts.append("quality " + "/".join(m.quality))
+    if m.resolution:
+        parts.append("resolution " + "/".join(m.resolution))
+    if len(m.n) > 1:
+        parts.append(f"n {m.n[0]}-{m.n[-1]}")
+    if m.max_reference_images:
+        parts.append(f"refs ≤{m.max_reference_images}" + (" (required)" if m.reference_images_required else ""))
+    if m.mask:
+        parts.append("mask")
+    if m.extra:
+        parts.append("extra " + ", ".join(m.extra))
+    return "; ".join(parts)
+
+
+def model_tools(catalog: Catalog) -> list[ToolSpec]:
+    modes = sorted({mode for spec in catalog.models for mode in spec.modes})
+    Mode = Literal[tuple(modes)]  # type: ignore[valid-type]  # the catalog decides which modes exist
+
+    async def list_models(
+        ctx: Context[Any],
+        mode: Annotated[Mode | None, Field(description="Only models with this mode.")] = None,
+        include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
+    ) -> Annotated[CallToolResult, ModelListOutput]:
+        """Every image model with its sizes, qualities, n, reference-image limits and extra parameters (free).
+        Use before generate_image to pick a model and valid values."""
+        deps = deps_of(ctx)
+        default_id = deps.catalog.default.id
+        chosen = [
+            summarize(spec, default_id)
+            for spec in deps.catalog.models
+            if (mode is None or mode in spec.modes) and (include_beta or not spec.beta)
+        ]
+        out = ModelListOutput(default_model=default_id, count=len(chosen), models=chosen)
+        text = f"{len(chosen)} model(s); default {default_id}.\n" + "\n".join(_line(m) for m in chosen)
+        return result(text, out.model_dump(mode="json", exclude_none=True))
+
+    return [ToolSpec.of(list_models, "List image models", READ_ONLY, core=True)]
