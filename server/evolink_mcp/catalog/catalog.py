@@ -57,7 +57,16 @@ class Catalog:
         return [lowered[c] for c in close]
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [m.model_dump(mode="json", exclude_none=True) for m in self.models]
+        """Every model as JSON without empty fields; each reads back as the same ModelSpec."""
+        dumped = []
+        for model in self.models:
+            data = model.model_dump(mode="json", exclude_none=True)
+            if model.size is not None and model.size.param is None:
+                # Here None means "no size field" (Midjourney's --ar), not "unset": dropping it would read
+                # back as the default "size".
+                data["size"]["param"] = None
+            dumped.append(data)
+        return dumped
 
 
 def _read_json(text: str, origin: str) -> list[dict[str, Any]]:

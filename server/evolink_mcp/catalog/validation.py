@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,9 +14,20 @@ from .catalog import Catalog
 from .spec import ExtraParamSpec, ModelSpec
 
 PIXEL_SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×*]\s*(\d{1,6})\s*$")
+ASPECT_RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)\s*$")
 MAX_CALLBACK_URL = 2048
 # Fields with a parameter of their own: never accepted inside `extra`.
-OWN_PARAMETERS = ("model", "prompt", "size", "quality", "resolution", "n", "image_urls", "mask_url", "callback_url")
+OWN_PARAMETERS = (
+    "model",
+    "prompt",
+    "size",
+    "quality",
+    "resolution",
+    "n",
+    "image_urls",
+    "mask_url",
+    "callback_url",
+)
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff", "tif", "heic", "avif"}
 
 
@@ -54,6 +66,33 @@ def _did_you_mean(value: str, options: list[str]) -> str:
     return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
+def _nearest_ratios(width: float, height: float, ratios: list[str], limit: int = 2) -> list[str]:
+    """Documented ratios closest in shape to width:height (within about 20%), closest first."""
+    if width <= 0 or height <= 0:
+        return []
+    target = math.log(width / height)
+    scored = []
+    for ratio in ratios:
+        match = ASPECT_RATIO.match(ratio)
+        if match and float(match.group(1)) > 0 and float(match.group(2)) > 0:
+            distance = abs(math.log(float(match.group(1)) / float(match.group(2))) - target)
+            if distance < 0.2:
+                scored.append((distance, ratio))
+    scored.sort()
+    if scored and scored[0][0] < 1e-9:
+        return [scored[0][1]]
+    return [ratio for _, ratio in scored[:limit]]
+
+
+def _did_you_mean_size(size: str, ratios: list[str]) -> str:
+    # A ratio is a near miss by shape ('16:10' ~ '3:2', '16:9'), not by spelling ('16:10' ~ '1:1').
+    match = ASPECT_RATIO.match(size)
+    if match is None:
+        return _did_you_mean(size, ratios)
+    close = _nearest_ratios(float(match.group(1)), float(match.group(2)), ratios)
+    return f" Did you mean {' or '.join(repr(r) for r in close)}?" if close else ""
+
+
 def _listing(values: list[Any], limit: int = 40) -> str:
     shown = ", ".join(str(v) for v in values[:limit])
     return shown + (f", … ({len(values)} in all)" if len(values) > limit else "")
@@ -70,7 +109,8 @@ def resolve_model(catalog: Catalog, name: str | None) -> ModelSpec | Problem:
     did = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
     return Problem(
         "model",
-        f"Unknown model {name!r}.{did} Call list_models to see every model; allowed ids: {_listing(catalog.ids, limit=200)}.",
+        f"Unknown model {name!r}.{did} Call list_models to see every model; "
+        f"allowed ids: {_listing(catalog.ids, limit=200)}.",
         name,
         catalog.ids,
     )
@@ -122,7 +162,8 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
         problems.append(
             Problem(
                 "prompt",
-                f"prompt is {encoded} bytes in UTF-8; {spec.id} accepts at most {rule.max_bytes_utf8}. Shorten it.",
+                f"prompt is {encoded} bytes in UTF-8; {spec.id} accepts at most {rule.max_bytes_utf8}. "
+                "Shorten it.",
                 f"{encoded} bytes",
                 [f"<= {rule.max_bytes_utf8} bytes"],
             )
@@ -132,7 +173,8 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
         problems.append(
             Problem(
                 "prompt",
-                f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, so it may be refused.",
+                f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, "
+                "so it may be refused.",
                 f"{length} characters",
                 severity="warning",
             )
@@ -145,8 +187,8 @@ def _check_pixels(spec: ModelSpec, size: str, width: int, height: int) -> list[P
     rule = spec.size.pixel
     ratios = spec.size.ratios
     if rule is None:
-        as_ratio = f"{width}:{height}"
-        hint = f" Did you mean {as_ratio!r}?" if as_ratio in ratios else ""
+        close = _nearest_ratios(width, height, ratios)
+        hint = f" Did you mean {' or '.join(repr(r) for r in close)}?" if close else ""
         return [
             Problem(
                 "size",
@@ -159,8 +201,14 @@ def _check_pixels(spec: ModelSpec, size: str, width: int, height: int) -> list[P
     if rule.allowed:
         if f"{width}x{height}" in rule.allowed:
             return []
-        return [Problem("size", f"size {size!r} is not accepted by {spec.id}. Allowed: {allowed_text}.", size,
-                        ratios + rule.allowed)]
+        return [
+            Problem(
+                "size",
+                f"size {size!r} is not accepted by {spec.id}. Allowed: {allowed_text}.",
+                size,
+                ratios + rule.allowed,
+            )
+        ]
     reasons = []
     pixels = width * height
     if rule.min_pixels and pixels < rule.min_pixels:
@@ -205,7 +253,8 @@ def _check_size(spec: ModelSpec, size: str | None) -> list[Problem]:
     return [
         Problem(
             "size",
-            f"size {size!r} is not accepted by {spec.id}.{_did_you_mean(size, ratios)} Allowed: {_listing(allowed)}.",
+            f"size {size!r} is not accepted by {spec.id}.{_did_you_mean_size(size, ratios)} "
+            f"Allowed: {_listing(allowed)}.",
             size,
             allowed,
         )
@@ -233,7 +282,9 @@ def _check_choice(spec: ModelSpec, param: str, value: str | None, allowed: list[
 def _check_tiers(spec: ModelSpec, req: GenerationRequest) -> list[Problem]:
     problems = _check_choice(spec, "quality", req.quality, spec.quality_values())
     problems += _check_choice(spec, "resolution", req.resolution, spec.resolution_values())
-    tier_travels_as_quality = spec.quality is None and spec.resolution is not None and spec.resolution.param == "quality"
+    tier_travels_as_quality = (
+        spec.quality is None and spec.resolution is not None and spec.resolution.param == "quality"
+    )
     if tier_travels_as_quality and req.quality is not None and req.resolution is not None:
         problems.append(
             Problem(
@@ -253,7 +304,9 @@ def _check_n(spec: ModelSpec, n: int | None) -> list[Problem]:
     if n in allowed:
         return []
     more = "" if spec.n is not None else " (it returns one image per request; send several requests for more)"
-    return [Problem("n", f"n={n} is not accepted by {spec.id}{more}. Allowed: {_listing(allowed)}.", n, allowed)]
+    return [
+        Problem("n", f"n={n} is not accepted by {spec.id}{more}. Allowed: {_listing(allowed)}.", n, allowed)
+    ]
 
 
 def reference_kind(ref: str) -> Literal["url", "local", "data", "invalid"]:
@@ -286,7 +339,10 @@ def _check_reference(spec: ModelSpec, param: str, ref: str, allow_local: bool) -
             ]
         return []
     if kind == "data":
-        why = "data: URLs are not accepted; upload the image with upload_file (base64_data) and use its file_url."
+        why = (
+            "data: URLs are not accepted; upload the image with upload_file (base64_data) "
+            "and use its file_url."
+        )
     elif kind == "local":
         why = "local files are not accepted here; upload it with upload_file and use its file_url."
     else:
@@ -301,36 +357,61 @@ def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) ->
     if rule is None:
         if refs:
             problems.append(
-                Problem("image_urls", f"{spec.id} takes no reference images; remove image_urls or pick a model "
-                        "with image-to-image or edit in its modes (list_models).", len(refs), [])
+                Problem(
+                    "image_urls",
+                    f"{spec.id} takes no reference images; remove image_urls or pick a model "
+                    "with image-to-image or edit in its modes (list_models).",
+                    len(refs),
+                    [],
+                )
             )
     else:
         if rule.required and not refs:
             problems.append(
-                Problem("image_urls", f"{spec.id} needs at least {max(1, rule.min_items)} reference image(s) "
-                        "in image_urls (URLs or local file paths).", 0, [f"{max(1, rule.min_items)}-{rule.max_items}"])
+                Problem(
+                    "image_urls",
+                    f"{spec.id} needs at least {max(1, rule.min_items)} reference image(s) "
+                    "in image_urls (URLs or local file paths).",
+                    0,
+                    [f"{max(1, rule.min_items)}-{rule.max_items}"],
+                )
             )
         elif refs and len(refs) < rule.min_items:
             problems.append(
-                Problem("image_urls", f"{spec.id} needs at least {rule.min_items} reference images; got {len(refs)}.",
-                        len(refs), [f"{rule.min_items}-{rule.max_items}"])
+                Problem(
+                    "image_urls",
+                    f"{spec.id} needs at least {rule.min_items} reference images; got {len(refs)}.",
+                    len(refs),
+                    [f"{rule.min_items}-{rule.max_items}"],
+                )
             )
         if len(refs) > rule.max_items:
             problems.append(
-                Problem("image_urls", f"{spec.id} accepts at most {rule.max_items} reference images; got {len(refs)}.",
-                        len(refs), [f"{rule.min_items}-{rule.max_items}"])
+                Problem(
+                    "image_urls",
+                    f"{spec.id} accepts at most {rule.max_items} reference images; got {len(refs)}.",
+                    len(refs),
+                    [f"{rule.min_items}-{rule.max_items}"],
+                )
             )
         for ref in refs:
             problems += _check_reference(spec, "image_urls", ref, allow_local)
     if req.mask_url is not None:
         if not spec.mask_url:
             problems.append(
-                Problem("mask_url", f"{spec.id} takes no mask; pick a model with inpaint in its modes "
-                        "(e.g. gpt-image-2), or leave mask_url empty.", req.mask_url, [])
+                Problem(
+                    "mask_url",
+                    f"{spec.id} takes no mask; pick a model with inpaint in its modes "
+                    "(e.g. gpt-image-2), or leave mask_url empty.",
+                    req.mask_url,
+                    [],
+                )
             )
         else:
             if not refs:
-                problems.append(Problem("mask_url", "mask_url needs the image to edit in image_urls.", req.mask_url))
+                problems.append(
+                    Problem("mask_url", "mask_url needs the image to edit in image_urls.", req.mask_url)
+                )
             problems += _check_reference(spec, "mask_url", req.mask_url, allow_local)
     return problems
 
@@ -352,13 +433,29 @@ def check_callback_url(url: str | None) -> list[Problem]:
         return []
     parts = urlsplit(url)
     if len(url) > MAX_CALLBACK_URL:
-        return [Problem("callback_url", f"callback_url is {len(url)} characters; at most {MAX_CALLBACK_URL}.", url[:80])]
+        return [
+            Problem(
+                "callback_url",
+                f"callback_url is {len(url)} characters; at most {MAX_CALLBACK_URL}.",
+                url[:80],
+            )
+        ]
     if parts.scheme.lower() != "https" or not parts.hostname:
         return [Problem("callback_url", "callback_url must be an https:// URL.", url)]
     if _private_host(parts.hostname):
-        return [Problem("callback_url", "callback_url must point at a public host, not a private or loopback "
-                        "address.", url)]
+        return [
+            Problem(
+                "callback_url",
+                "callback_url must point at a public host, not a private or loopback address.",
+                url,
+            )
+        ]
     return []
+
+
+def _number(value: float) -> str:
+    """A bound as written in the docs: 2147483647, not 2.14748e+09; 1.1, not 1.100000."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _type_ok(rule: ExtraParamSpec, value: Any) -> bool:
@@ -382,25 +479,68 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
     param = f"extra.{key}"
     if not _type_ok(rule, value):
         allowed = rule.enum or [rule.type]
-        return [Problem(param, f"{param} must be {rule.type}; got {value!r}.", value, allowed)]
+        one_of = f" (one of: {', '.join(str(v) for v in rule.enum)})" if rule.enum else ""
+        return [Problem(param, f"{param} must be {rule.type}{one_of}; got {value!r}.", value, allowed)]
     if rule.enum is not None and value not in rule.enum:
         choices = [str(v) for v in rule.enum]
         hint = _did_you_mean(str(value), choices) if isinstance(value, str) else ""
-        return [Problem(param, f"{param} {value!r} is not accepted by {spec.id}.{hint} Allowed: {', '.join(choices)}.",
-                        value, list(rule.enum))]
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max):
-            bounds = f"{rule.min:g}-{rule.max:g}" if rule.min is not None and rule.max is not None else (
-                f">= {rule.min:g}" if rule.min is not None else f"<= {rule.max:g}")
-            return [Problem(param, f"{param}={value} is out of range for {spec.id}. Allowed: {bounds}.", value, [bounds])]
+        return [
+            Problem(
+                param,
+                f"{param} {value!r} is not accepted by {spec.id}.{hint} Allowed: {', '.join(choices)}.",
+                value,
+                list(rule.enum),
+            )
+        ]
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if is_number and (
+        (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max)
+    ):
+        low = _number(rule.min) if rule.min is not None else None
+        high = _number(rule.max) if rule.max is not None else None
+        bounds = f"{low}-{high}" if low and high else f">= {low}" if low else f"<= {high}"
+        return [
+            Problem(
+                param,
+                f"{param}={value} is out of range for {spec.id}. Allowed: {bounds}.",
+                value,
+                [bounds],
+            )
+        ]
     if isinstance(value, str) and rule.max_length and len(value) > rule.max_length:
-        return [Problem(param, f"{param} is {len(value)} characters; at most {rule.max_length}.", len(value),
-                        [f"<= {rule.max_length} characters"])]
+        return [
+            Problem(
+                param,
+                f"{param} is {len(value)} characters; at most {rule.max_length}.",
+                len(value),
+                [f"<= {rule.max_length} characters"],
+            )
+        ]
     if isinstance(value, dict) and rule.required_fields:
         missing = [f for f in rule.required_fields if f not in value]
         if missing:
-            return [Problem(param, f"{param} needs the fields {', '.join(rule.required_fields)}; missing "
-                            f"{', '.join(missing)}.", value, rule.required_fields)]
+            return [
+                Problem(
+                    param,
+                    f"{param} needs the fields {', '.join(rule.required_fields)}; missing "
+                    f"{', '.join(missing)}.",
+                    value,
+                    rule.required_fields,
+                )
+            ]
+    if isinstance(value, list) and rule.item_enums:
+        for item in value:
+            for name, choices in rule.item_enums.items():
+                if not isinstance(item, dict) or item.get(name) not in choices:
+                    listed = ", ".join(str(c) for c in choices)
+                    return [
+                        Problem(
+                            param,
+                            f"{param} items are objects whose {name!r} is one of: {listed}; got {item!r}.",
+                            item,
+                            list(choices),
+                        )
+                    ]
     return []
 
 
@@ -410,27 +550,49 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
     known = list(spec.extra_params)
     for key, value in flat.items():
         if key in OWN_PARAMETERS:
-            problems.append(Problem(f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.",
-                                    value))
+            problems.append(
+                Problem(
+                    f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.", value
+                )
+            )
             continue
         rule = spec.extra_params.get(key)
         if rule is None:
             short = {k.removeprefix("model_params."): k for k in known}
             hint = f" Did you mean {short[key]!r}?" if key in short else _did_you_mean(key, known)
             allowed_text = ", ".join(known) if known else "none"
-            problems.append(Problem(f"extra.{key}", f"{spec.id} does not take extra.{key}.{hint} "
-                                    f"Extra parameters for {spec.id}: {allowed_text}.", value, known))
+            problems.append(
+                Problem(
+                    f"extra.{key}",
+                    f"{spec.id} does not take extra.{key}.{hint} "
+                    f"Extra parameters for {spec.id}: {allowed_text}.",
+                    value,
+                    known,
+                )
+            )
             continue
         problems += _check_extra_value(spec, key, rule, value)
     for key, rule in spec.extra_params.items():
         if rule.required and key not in flat:
-            problems.append(Problem(f"extra.{key}", f"{spec.id} needs extra.{key} ({rule.type})"
-                                    + (" — the id of an earlier task whose image it works on." if key.endswith("task_id")
-                                       else "."), None, rule.enum or [rule.type]))
+            problems.append(
+                Problem(
+                    f"extra.{key}",
+                    f"{spec.id} needs extra.{key} ({rule.type})"
+                    + (
+                        " — the id of an earlier task whose image it works on."
+                        if key.endswith("task_id")
+                        else "."
+                    ),
+                    None,
+                    rule.enum or [rule.type],
+                )
+            )
     return problems
 
 
-def validate_request(spec: ModelSpec, req: GenerationRequest, *, allow_local_files: bool = True) -> list[Problem]:
+def validate_request(
+    spec: ModelSpec, req: GenerationRequest, *, allow_local_files: bool = True
+) -> list[Problem]:
     """Every problem with `req` for `spec`: errors (refuse before sending) and warnings (send anyway)."""
     return [
         *_check_prompt(spec, req.prompt),
@@ -453,11 +615,17 @@ def build_body(spec: ModelSpec, req: GenerationRequest) -> dict[str, Any]:
     if req.prompt and spec.takes_prompt:
         body["prompt"] = req.prompt
     if req.size is not None and spec.size_field and spec.size is not None:
-        body[spec.size_field] = canonical_choice(req.size, spec.size.ratios) or req.size.replace(" ", "").lower()
+        pixels = PIXEL_SIZE.match(req.size)
+        # The service documents `WxH`: send '1024 × 1024' or '1024*1024' as '1024x1024'.
+        body[spec.size_field] = canonical_choice(req.size, spec.size.ratios) or (
+            f"{int(pixels.group(1))}x{int(pixels.group(2))}" if pixels else req.size.strip()
+        )
     if req.quality is not None:
         body["quality"] = canonical_choice(req.quality, spec.quality_values()) or req.quality
     if req.resolution is not None and spec.resolution is not None:
-        body[spec.resolution.param] = canonical_choice(req.resolution, spec.resolution.values) or req.resolution
+        body[spec.resolution.param] = (
+            canonical_choice(req.resolution, spec.resolution.values) or req.resolution
+        )
     if req.n is not None and spec.n is not None:
         body["n"] = req.n
     if req.image_urls:
