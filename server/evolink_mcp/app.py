@@ -20,14 +20,16 @@ from .tools import Deps, tool_specs
 
 SERVER_NAME = "evolink-mcp"
 INSTRUCTIONS = (
-    "Create or edit images with generate_image: it costs credits, waits for the result, saves the files locally "
-    "and shows a preview. If it returns while the task is still running, call check_task with the task_id. "
-    "Use list_models to pick a model and valid sizes/qualities; pass local paths or upload_file URLs as "
-    "reference images."
+    "Create or edit images with generate_image: it costs credits, waits for the result, saves the files "
+    "locally and shows a preview. If it returns while the task is still running, call check_task with "
+    "the task_id. Use list_models to pick a model and valid sizes/qualities; pass local paths or "
+    "upload_file URLs as reference images."
 )
 
 
-def build_deps(settings: Settings, *, allowed_dirs: Sequence[Path] | None, catalog: Catalog | None = None) -> Deps:
+def build_deps(
+    settings: Settings, *, allowed_dirs: Sequence[Path] | None, catalog: Catalog | None = None
+) -> Deps:
     """The one set of dependencies for this process (no network, no I/O beyond reading the catalog)."""
     catalog = catalog or load_catalog(settings.catalog_file, settings.default_model)
     client = EvolinkClient(
@@ -80,17 +82,24 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
     )
     def all_models() -> str:
         """Every model in the catalog with its limits (JSON)."""
-        return json.dumps({"default_model": catalog.default.id, "models": catalog.to_json()}, ensure_ascii=False)
+        return json.dumps(
+            {"default_model": catalog.default.id, "models": catalog.to_json()}, ensure_ascii=False
+        )
 
     @server.resource(
-        "evolink://models/{model_id}", name="model", title="One Evolink image model", mime_type="application/json"
+        "evolink://models/{model_id}",
+        name="model",
+        title="One Evolink image model",
+        mime_type="application/json",
     )
     def one_model(model_id: str) -> str:
         """One model's limits (JSON), by id or alias."""
         spec = catalog.get(model_id)
         if spec is None:
             hint = catalog.suggest(model_id)
-            raise ResourceError(f"Unknown model {model_id!r}." + (f" Did you mean {hint[0]!r}?" if hint else ""))
+            raise ResourceError(
+                f"Unknown model {model_id!r}." + (f" Did you mean {hint[0]!r}?" if hint else "")
+            )
         return spec.model_dump_json(exclude_none=True)
 
     registered: set[str] = set()
@@ -99,8 +108,13 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
         uri = f"evolink://images/{path.name}"
         if uri not in registered:
             server.add_resource(
-                FileResource(uri=uri, name=path.name, title=f"Generated image {path.name}", path=path,
-                             mime_type=mime_type)
+                FileResource(
+                    uri=uri,
+                    name=path.name,
+                    title=f"Generated image {path.name}",
+                    path=path,
+                    mime_type=mime_type,
+                )
             )
             registered.add(uri)
         return uri

@@ -18,8 +18,12 @@ EXIT_FAILED, EXIT_INVALID, EXIT_ERROR, EXIT_STILL_RUNNING = 1, 2, 3, 4
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sandbox", action="store_true", default=None,
-                        help="use the built-in Evolink simulator (no key, no network)")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=None,
+        help="use the built-in Evolink simulator (no key, no network)",
+    )
     parser.add_argument("--default-model", help="model used when none is named (EVOLINK_DEFAULT_MODEL)")
     parser.add_argument("--log-level", help="stderr log level (EVOLINK_LOG_LEVEL)")
 
@@ -46,11 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--quality")
     generate.add_argument("--resolution")
     generate.add_argument("--n", type=int)
-    generate.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL",
-                          help="reference image (repeat for several)")
+    generate.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="reference image (repeat for several)",
+    )
     generate.add_argument("--mask", metavar="PATH_OR_URL")
-    generate.add_argument("--extra", action="append", default=[], metavar="KEY=VALUE",
-                          help="model-specific parameter, VALUE parsed as JSON when it can be")
+    generate.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model-specific parameter, VALUE parsed as JSON when it can be",
+    )
     generate.add_argument("--out", type=Path, help="output directory (EVOLINK_OUTPUT_DIR)")
     generate.add_argument("--wait", type=float, default=300, help="seconds to wait for the result")
     _add_common(generate)
@@ -189,8 +203,11 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"warning: {warning.message}", file=sys.stderr)
         task = await service.submit(prepared)
         credits = task.usage.credits_reserved
-        print(f"task {task.id} submitted ({prepared.spec.id}"
-              + (f", {credits:g} credits reserved)" if credits is not None else ")"), file=sys.stderr)
+        print(
+            f"task {task.id} submitted ({prepared.spec.id}"
+            + (f", {credits:g} credits reserved)" if credits is not None else ")"),
+            file=sys.stderr,
+        )
 
         async def show(t: Any) -> None:
             bar.update(t)
@@ -210,14 +227,20 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         if task.status == "failed":
             code = task.error.code if task.error else None
             advice = task_failure_advice(code)
-            print(f"error: task {task.id} failed: {code}: {task.error.message if task.error else ''}\n"
-                  f"next step: {advice.next_step}", file=sys.stderr)
+            print(
+                f"error: task {task.id} failed: {code}: {task.error.message if task.error else ''}\n"
+                f"next step: {advice.next_step}",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
         if task.is_terminal:
             print(f"error: task {task.id} ended with status {task.status!r}", file=sys.stderr)
             return EXIT_FAILED
-        print(f"task {task.id} is still {task.status} ({task.progress:.0f}%); check it later with the check_task "
-              "tool", file=sys.stderr)
+        print(
+            f"task {task.id} is still {task.status} ({task.progress:.0f}%); "
+            "check it later with the check_task tool",
+            file=sys.stderr,
+        )
         return EXIT_STILL_RUNNING
     except InvalidRequestError as exc:
         bar.close()
@@ -249,7 +272,9 @@ def run_models(args: argparse.Namespace) -> int:
         catalog = load_catalog(settings.catalog_file, settings.default_model)
     except CatalogError as exc:
         raise SystemExit(f"evolink-mcp: {exc}") from None
-    chosen = [summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes]
+    chosen = [
+        summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes
+    ]
     if args.json:
         print(json.dumps([m.model_dump(exclude_none=True) for m in chosen], indent=2, ensure_ascii=False))
         return 0
@@ -260,11 +285,19 @@ def run_models(args: argparse.Namespace) -> int:
         if m.quality and m.resolution:
             tiers = "/".join(m.quality) + " | " + "/".join(m.resolution)
         n = f"{m.n[0]}-{m.n[-1]}" if len(m.n) > 1 else "1"
-        rows.append((m.id + (" *" if m.default else "") + (" (beta)" if m.beta else ""), ",".join(m.modes),
-                     sizes or "-", tiers, n, str(m.max_reference_images or "-")))
+        rows.append(
+            (
+                m.id + (" *" if m.default else "") + (" (beta)" if m.beta else ""),
+                ",".join(m.modes),
+                sizes or "-",
+                tiers,
+                n,
+                str(m.max_reference_images or "-"),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     print(f"\n{len(chosen)} models; * = default ({catalog.default.id}). Details: evolink-mcp models --json")
     return 0
 

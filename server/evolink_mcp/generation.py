@@ -120,7 +120,9 @@ class ImageService:
             refs.append(("mask_url", request.mask_url))
         for param, ref in refs:
             if reference_kind(ref) == "local" and ref not in local_refs:
-                local_refs[ref] = check_local_image(ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs)
+                local_refs[ref] = check_local_image(
+                    ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs
+                )
         return PreparedRequest(spec, request, [p for p in problems if p.severity == "warning"], local_refs)
 
     async def upload_local_refs(self, prepared: PreparedRequest) -> GenerationRequest:
@@ -214,7 +216,9 @@ class ImageService:
             try:
                 self.settings.output_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                errors = [f"cannot create the output directory {self.settings.output_dir}: {exc.strerror or exc}"]
+                errors = [
+                    f"cannot create the output directory {self.settings.output_dir}: {exc.strerror or exc}"
+                ]
             else:
                 results.images, errors = await save_results(
                     self.client,

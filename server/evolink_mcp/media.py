@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -70,7 +71,9 @@ def check_local_image(
                 "operator to add its directory to EVOLINK_ALLOWED_DIRS.",
             )
     if not path.exists():
-        raise InvalidRequestError(f"{param}: file not found: {str(path)!r}.", next_step="Check the path and try again.")
+        raise InvalidRequestError(
+            f"{param}: file not found: {str(path)!r}.", next_step="Check the path and try again."
+        )
     if not path.is_file():
         raise InvalidRequestError(f"{param}: {str(path)!r} is not a file.")
     try:
@@ -125,8 +128,7 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> Path:
 async def download_image(
     client: EvolinkClient, url: str, directory: Path, stem: str, *, max_bytes: int
 ) -> tuple[Path, str, int]:
-    """Download `url` to `directory/stem.<ext>` atomically: temp file, then rename. Returns path, mime, size."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Download `url` to `directory/stem.<ext>` atomically (temp file, then rename): (path, mime, size)."""
     fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
     temp = Path(temp_name)
     try:
@@ -135,13 +137,17 @@ async def download_image(
             size = handle.tell()
             handle.seek(0)
             sniffed = sniff_image(handle.read(16))
-        ext, mime = sniffed or (_ext_from_content_type(content_type), content_type or "application/octet-stream")
+        ext, mime = sniffed or (
+            _ext_from_content_type(content_type),
+            content_type or "application/octet-stream",
+        )
         target = directory / f"{stem}.{ext}"
         os.chmod(temp, 0o644)  # mkstemp makes it private; a saved image is the user's ordinary file
         os.replace(temp, target)
         return target, mime, size
     except BaseException:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         raise
 
 

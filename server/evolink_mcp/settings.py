@@ -38,7 +38,9 @@ def default_state_dir() -> Path:
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "evolink-mcp"
     xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state") / "evolink-mcp"
+    return (
+        Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    ) / "evolink-mcp"
 
 
 @dataclass(frozen=True)
@@ -51,25 +53,52 @@ class EnvVar:
 
 # The one list of environment variables: Settings reads it, the README table is generated from it.
 ENV_VARS: tuple[EnvVar, ...] = (
-    EnvVar("EVOLINK_API_KEY", "api_key", "(none)", "Your Evolink API key. Without it, tools are listed but calls "
-           "that need the key say how to set it (or use --sandbox)."),
+    EnvVar(
+        "EVOLINK_API_KEY",
+        "api_key",
+        "(none)",
+        "Your Evolink API key. Without it, tools are listed but calls "
+        "that need the key say how to set it (or use --sandbox).",
+    ),
     EnvVar("EVOLINK_BASE_URL", "base_url", DEFAULT_BASE_URL, "Generation and task API base URL."),
     EnvVar("EVOLINK_FILES_BASE_URL", "files_base_url", DEFAULT_FILES_BASE_URL, "Files API base URL."),
     EnvVar("EVOLINK_DEFAULT_MODEL", "default_model", DEFAULT_MODEL, "Model used when a call names none."),
-    EnvVar("EVOLINK_CATALOG_FILE", "catalog_file", "(none)", "JSON file adding or overriding catalog models."),
-    EnvVar("EVOLINK_OUTPUT_DIR", "output_dir", "~/Pictures/Evolink", "Where generated images and their JSON "
-           "sidecars are saved."),
-    EnvVar("EVOLINK_WAIT_SECONDS", "wait_seconds", "45", "Default time generate_image waits for a result "
-           "(0 = return the task id at once)."),
-    EnvVar("EVOLINK_PREVIEW_MAX_BYTES", "preview_max_bytes", "600000", "Byte budget for inline previews per "
-           "result (0 disables previews)."),
+    EnvVar(
+        "EVOLINK_CATALOG_FILE", "catalog_file", "(none)", "JSON file adding or overriding catalog models."
+    ),
+    EnvVar(
+        "EVOLINK_OUTPUT_DIR",
+        "output_dir",
+        "~/Pictures/Evolink",
+        "Where generated images and their JSON sidecars are saved.",
+    ),
+    EnvVar(
+        "EVOLINK_WAIT_SECONDS",
+        "wait_seconds",
+        "45",
+        "Default time generate_image waits for a result (0 = return the task id at once).",
+    ),
+    EnvVar(
+        "EVOLINK_PREVIEW_MAX_BYTES",
+        "preview_max_bytes",
+        "600000",
+        "Byte budget for inline previews per result (0 disables previews).",
+    ),
     EnvVar("EVOLINK_SANDBOX", "sandbox", "false", "Run against the built-in sandbox (no key, no network)."),
     EnvVar("EVOLINK_SANDBOX_TASK_SECONDS", "sandbox_task_seconds", "4", "How long a sandbox task takes."),
     EnvVar("EVOLINK_MCP_TOKEN", "mcp_token", "(none)", "Bearer token required on the HTTP transports."),
-    EnvVar("EVOLINK_MCP_ALLOWED_HOSTS", "mcp_allowed_hosts", "(none)", "Extra Host names (comma-separated) the "
-           "HTTP transports accept, besides loopback and the bound host."),
-    EnvVar("EVOLINK_ALLOWED_DIRS", "allowed_dirs", "(none)", "Directories (separated by the OS path separator) "
-           "whose files may be uploaded over HTTP transports."),
+    EnvVar(
+        "EVOLINK_MCP_ALLOWED_HOSTS",
+        "mcp_allowed_hosts",
+        "(none)",
+        "Extra Host names (comma-separated) the HTTP transports accept, besides loopback and the bound host.",
+    ),
+    EnvVar(
+        "EVOLINK_ALLOWED_DIRS",
+        "allowed_dirs",
+        "(none)",
+        "Directories (separated by the OS path separator) whose files may be uploaded over HTTP transports.",
+    ),
     EnvVar("EVOLINK_STATE_DIR", "state_dir", "per-user state folder", "Where the task journal is kept."),
     EnvVar("EVOLINK_LOG_LEVEL", "log_level", "INFO", "Log level of the stderr log."),
 )
@@ -114,7 +143,9 @@ class Settings:
             raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
 
     def __repr__(self) -> str:
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
+        shown = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")
+        }
         return f"Settings(api_key={'set' if self.has_api_key else 'unset'}, {shown})"
 
     @property

@@ -219,12 +219,17 @@ class EvolinkClient:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 sent = False
                 cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
-                error: EvolinkError = cls(f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__}).")
+                error: EvolinkError = cls(
+                    f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__})."
+                )
             except httpx.TimeoutException as exc:
-                error = APITimeoutError(f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__}).")
+                error = APITimeoutError(
+                    f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__})."
+                )
             except httpx.TransportError as exc:
-                error = APIConnectionError(f"{what}: the connection to {self._host_of(exc)} broke "
-                                           f"({type(exc).__name__}).")
+                error = APIConnectionError(
+                    f"{what}: the connection to {self._host_of(exc)} broke ({type(exc).__name__})."
+                )
             else:
                 if response.is_success and not _files_failed(response):
                     return response
@@ -266,7 +271,9 @@ class EvolinkClient:
         try:
             return response.json()
         except ValueError:
-            raise APIConnectionError(f"{what}: the answer was not JSON (HTTP {response.status_code}).") from None
+            raise APIConnectionError(
+                f"{what}: the answer was not JSON (HTTP {response.status_code})."
+            ) from None
 
     # Generation API
 
@@ -296,8 +303,12 @@ class EvolinkClient:
     async def get_task(self, task_id: str) -> Task:
         """GET /v1/tasks/{task_id}: the task's current state."""
         if not task_id or len(task_id) > 256 or any(c in task_id for c in "/?#\\ \t\r\n"):
-            raise BadRequestError(f"Invalid task id {task_id[:80]!r}.", status=400, param="task_id",
-                                  next_step="Pass the task_id exactly as generate_image returned it.")
+            raise BadRequestError(
+                f"Invalid task id {task_id[:80]!r}.",
+                status=400,
+                param="task_id",
+                next_step="Pass the task_id exactly as generate_image returned it.",
+            )
         url = f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}"
         headers = self._auth()
 
@@ -309,9 +320,7 @@ class EvolinkClient:
 
     # Files API
 
-    async def _files_call(
-        self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any
-    ) -> Any:
+    async def _files_call(self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any) -> Any:
         url = f"{self.files_base_url}/api/v1/files/{path}"
         headers = self._auth()
 
@@ -331,7 +340,9 @@ class EvolinkClient:
     ) -> UploadedFile:
         """POST upload/base64: raw base64 or a data URL."""
         body = {"base64_data": base64_data, **self._upload_fields(upload_path, file_name)}
-        data = await self._files_call("POST", "upload/base64", mode="once", what="Uploading the image", json=body)
+        data = await self._files_call(
+            "POST", "upload/base64", mode="once", what="Uploading the image", json=body
+        )
         return UploadedFile.model_validate(data)
 
     async def upload_url(
@@ -339,7 +350,9 @@ class EvolinkClient:
     ) -> UploadedFile:
         """POST upload/url: Evolink downloads the file from a public URL."""
         body = {"file_url": file_url, **self._upload_fields(upload_path, file_name)}
-        data = await self._files_call("POST", "upload/url", mode="once", what="Uploading from the URL", json=body)
+        data = await self._files_call(
+            "POST", "upload/url", mode="once", what="Uploading from the URL", json=body
+        )
         return UploadedFile.model_validate(data)
 
     async def upload_file(
@@ -358,7 +371,9 @@ class EvolinkClient:
 
         async def attempt() -> httpx.Response:
             with path.open("rb") as handle:
-                return await self._http.post(url, headers=headers, data=fields, files={"file": (name, handle, mime_type)})
+                return await self._http.post(
+                    url, headers=headers, data=fields, files={"file": (name, handle, mime_type)}
+                )
 
         response = await self._with_retries(attempt, mode="once", what="Uploading the file")
         envelope = await self._json(response, "Uploading the file")
@@ -366,7 +381,11 @@ class EvolinkClient:
 
     async def list_files(self, page: int = 1, page_size: int = 20) -> FileList:
         data = await self._files_call(
-            "GET", "list", mode="idempotent", what="Listing files", params={"page": page, "pageSize": page_size}
+            "GET",
+            "list",
+            mode="idempotent",
+            what="Listing files",
+            params={"page": page, "pageSize": page_size},
         )
         return FileList.model_validate(data or {})
 
@@ -382,9 +401,11 @@ class EvolinkClient:
     # Result downloads: CDN links, fetched without the API key.
 
     async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> str | None:
-        """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart the sink."""
+        """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`."""
         if urlsplit(url).scheme not in ("http", "https"):
-            raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
+            raise BadRequestError(
+                f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url"
+            )
         timeout = self.timeouts.httpx(read=self.timeouts.download_read)
         content_type: str | None = None
 
@@ -399,7 +420,8 @@ class EvolinkClient:
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > max_bytes:
                     raise RequestTooLargeError(
-                        f"The result at {url[:100]} is {declared} bytes, over the {max_bytes}-byte cap.", status=413
+                        f"The result at {url[:100]} is {declared} bytes, over the {max_bytes}-byte cap.",
+                        status=413,
                     )
                 written = 0
                 async for chunk in response.aiter_bytes():

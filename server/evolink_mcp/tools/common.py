@@ -55,7 +55,11 @@ class ToolSpec:
     def to_tool(self) -> Tool:
         """The SDK tool, with compact input and output schemas."""
         tool = Tool.from_function(
-            self.fn, name=self.name, title=self.title, description=self.description, annotations=self.annotations
+            self.fn,
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            annotations=self.annotations,
         )
         tool.parameters = compact_schema(tool.parameters)
         if tool.fn_metadata.output_schema is not None:
@@ -63,18 +67,28 @@ class ToolSpec:
         return tool
 
     @classmethod
-    def of(cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False) -> ToolSpec:
+    def of(
+        cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False
+    ) -> ToolSpec:
         """A spec named after `fn`, described by its docstring."""
         return cls(fn, fn.__name__, title, inspect.cleandoc(fn.__doc__ or ""), annotations, core)
 
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+READ_ONLY = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+)
 READ_ONLY_REMOTE = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
-PAID_ACTION = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
-REMOTE_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
-REMOTE_DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
+PAID_ACTION = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+REMOTE_WRITE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+REMOTE_DELETE = ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+)
 
 
 def compact_schema(schema: Any) -> Any:
@@ -98,14 +112,16 @@ def compact_schema(schema: Any) -> Any:
 
 
 def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | None = None) -> CallToolResult:
-    """An isError result the model can act on: category, retryable, next step (and charged, for submissions)."""
+    """An isError result to act on: category, retryable, next step (and `charged`, for submissions)."""
     details = error.to_dict()
     if charged is not None:
         details["charged"] = charged
     lines = [f"Error ({error.category}): {error.message}", f"Next step: {error.next_step}"]
     if charged is not None:
         lines.append(
-            "Charged: no — nothing was billed." if charged == "no" else "Charged: unknown — a task may have been created."
+            "Charged: no — nothing was billed."
+            if charged == "no"
+            else "Charged: unknown — a task may have been created."
         )
     if isinstance(details.get("idempotency_key"), str):
         lines.append(f"client_request_id to retry with: {details['idempotency_key']}")
@@ -116,7 +132,9 @@ def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | Non
 
 def result(text: str, structured: dict[str, Any], extra: Sequence[ContentBlock] = ()) -> CallToolResult:
     """A successful result: short text first, then any images or links, and the structured copy."""
-    return CallToolResult(content=[TextContent(type="text", text=text), *extra], structured_content=structured)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text), *extra], structured_content=structured
+    )
 
 
 def compact_json(data: Any) -> str:

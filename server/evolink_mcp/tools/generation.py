@@ -94,7 +94,9 @@ async def task_result(
     if task.succeeded:
         results = await deps.service.save(task)
         out.result_urls = results.urls
-        out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
+        out.urls_expire_at = (
+            results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
+        )
         out.save_error = results.save_error
         saved_by_index = {image.index: image for image in results.images}
         for index, url in enumerate(results.urls):
@@ -104,8 +106,15 @@ async def task_result(
                 item.path, item.mime_type, item.bytes = str(image.path), image.mime_type, image.bytes
                 if deps.on_image_saved is not None:
                     item.resource_uri = deps.on_image_saved(image.path, image.mime_type)
-                    blocks.append(ResourceLink(type="resource_link", name=image.path.name, uri=item.resource_uri,
-                                               mime_type=image.mime_type, size=image.bytes))
+                    blocks.append(
+                        ResourceLink(
+                            type="resource_link",
+                            name=image.path.name,
+                            uri=item.resource_uri,
+                            mime_type=image.mime_type,
+                            size=image.bytes,
+                        )
+                    )
             out.images.append(item)
         previews = await _previews_for(deps, results)
         out.previews = len(previews)
@@ -118,14 +127,18 @@ async def task_result(
             lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
         if results.save_error:
             lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
-            out.next_step = "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
+            out.next_step = (
+                "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
+            )
         else:
             out.next_step = "Show or use the saved files; to edit one, pass its path in image_urls."
     elif task.status == "failed":
         code = None if task.error is None or task.error.code is None else str(task.error.code)
         advice = task_failure_advice(code)
         message = task.error.message if task.error and task.error.message else "no reason given"
-        out.error = TaskErrorOut(code=code, message=message, retryable=advice.retryable, next_step=advice.next_step)
+        out.error = TaskErrorOut(
+            code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
+        )
         out.next_step = advice.next_step
         lines.append(f"{head} failed: {code or 'unknown_error'}: {message}.")
         lines.append(f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}")
@@ -150,7 +163,9 @@ async def follow(
     poll_error: EvolinkError | None = None
     if wait_seconds > 0 and not task.is_terminal:
         try:
-            task = await deps.service.wait(task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t))
+            task = await deps.service.wait(
+                task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t)
+            )
         except EvolinkError as exc:  # never lose the task id over a failed poll
             poll_error = exc
     return await task_result(deps, task, warnings=warnings, poll_error=poll_error)
@@ -170,24 +185,34 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             ),
         ] = catalog.default.id,
         size: Annotated[
-            str | None, Field(description="Aspect ratio ('16:9', '1:1', 'auto') or 'WxH' where the model allows.")
+            str | None,
+            Field(description="Aspect ratio ('16:9', '1:1', 'auto') or 'WxH' where the model allows."),
         ] = None,
         quality: Annotated[
             str | None, Field(description="Render level (low/medium/high) or tier (1K/2K/4K), per model.")
         ] = None,
-        resolution: Annotated[str | None, Field(description="Pixel tier for models with both (gpt-image-2).")] = None,
-        n: Annotated[int | None, Field(ge=1, le=15, description="Images per request, where the model allows.")] = None,
+        resolution: Annotated[
+            str | None, Field(description="Pixel tier for models with both (gpt-image-2).")
+        ] = None,
+        n: Annotated[
+            int | None, Field(ge=1, le=15, description="Images per request, where the model allows.")
+        ] = None,
         image_urls: Annotated[
             list[str] | None, Field(description="Reference/edit images: URLs or local file paths (uploaded).")
         ] = None,
-        mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting models.")] = None,
-        callback_url: Annotated[str | None, Field(description="HTTPS URL notified when the task ends.")] = None,
+        mask_url: Annotated[
+            str | None, Field(description="PNG mask (URL or path) for inpainting models.")
+        ] = None,
+        callback_url: Annotated[
+            str | None, Field(description="HTTPS URL notified when the task ends.")
+        ] = None,
         extra: Annotated[
             dict[str, Any] | None,
-            Field(description="Model-specific parameters, e.g. {\"model_params.thinking_level\": \"high\"}."),
+            Field(description='Model-specific parameters, e.g. {"model_params.thinking_level": "high"}.'),
         ] = None,
         wait_seconds: Annotated[
-            float | None, Field(ge=0, le=900, description=f"Seconds to wait for the result (default {default_wait:g}).")
+            float | None,
+            Field(ge=0, le=900, description=f"Seconds to wait for the result (default {default_wait:g})."),
         ] = None,
     ) -> Annotated[CallToolResult, TaskOutput]:
         """Create or edit images with an Evolink model (costs credits). Waits for the result, saves it to disk
@@ -216,14 +241,16 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         return await follow(deps, ctx, task, wait, [p.message for p in prepared.warnings])
 
     async def check_task(
-        task_id: Annotated[str, Field(min_length=1, max_length=256, description="The id generate_image returned.")],
+        task_id: Annotated[
+            str, Field(min_length=1, max_length=256, description="The id generate_image returned.")
+        ],
         ctx: Context[Any],
         wait_seconds: Annotated[
             float, Field(ge=0, le=900, description="Seconds to wait for the task to finish (0 = just look).")
         ] = 0,
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """Status, progress and ETA of a generation task (free). When completed, saves its images (once) and shows
-        them; when failed, says why and whether to retry."""
+        """Status, progress and ETA of a generation task (free). When completed, saves its images (once)
+        and shows them; when failed, says why and whether to retry."""
         deps = deps_of(ctx)
         try:
             task = await deps.client.get_task(task_id.strip())

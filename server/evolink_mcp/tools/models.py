@@ -62,7 +62,9 @@ def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
         quality=spec.quality_values(),
         default_quality=quality_spec.default if quality_spec else None,
         resolution=spec.resolution_values() if spec.resolution and spec.resolution.param != "quality" else [],
-        default_resolution=spec.resolution.default if spec.resolution and spec.resolution.param != "quality" else None,
+        default_resolution=spec.resolution.default
+        if spec.resolution and spec.resolution.param != "quality"
+        else None,
         n=spec.n.allowed() if spec.n else [1],
         max_reference_images=refs.max_items if refs else 0,
         reference_images_required=bool(refs and refs.required),
@@ -72,8 +74,10 @@ def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
         prompt_max=spec.prompt.max if spec.prompt else None,
         prompt_unit=spec.prompt.unit if spec.prompt else None,
         takes_prompt=spec.takes_prompt,
-        extra={k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"type": v.type}
-               for k, v in spec.extra_params.items()},
+        extra={
+            k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"type": v.type}
+            for k, v in spec.extra_params.items()
+        },
         documented=spec.documented,
         notes=spec.notes or (size.notes if size else None),
     )
@@ -90,7 +94,9 @@ def _line(m: ModelSummary) -> str:
     if len(m.n) > 1:
         parts.append(f"n {m.n[0]}-{m.n[-1]}")
     if m.max_reference_images:
-        parts.append(f"refs ≤{m.max_reference_images}" + (" (required)" if m.reference_images_required else ""))
+        parts.append(
+            f"refs ≤{m.max_reference_images}" + (" (required)" if m.reference_images_required else "")
+        )
     if m.mask:
         parts.append("mask")
     if m.extra:
@@ -104,7 +110,10 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
 
     async def list_models(
         ctx: Context[Any],
-        mode: Annotated[Mode | None, Field(description="Only models with this mode.")] = None,
+        mode: Annotated[
+            Mode | None,  # type: ignore[valid-type]
+            Field(description="Only models with this mode."),
+        ] = None,
         include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
     ) -> Annotated[CallToolResult, ModelListOutput]:
         """Every image model with its sizes, qualities, n, reference-image limits and extra parameters (free).
