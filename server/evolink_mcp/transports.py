@@ -98,8 +98,9 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, host: str, por
     sse = server.sse_app(transport_security=security, host=host, max_request_body_size=MAX_REQUEST_BODY_BYTES)
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "server": "evolink-mcp", "version": __version__,
-                             "sandbox": settings.sandbox})
+        return JSONResponse(
+            {"status": "ok", "server": "evolink-mcp", "version": __version__, "sandbox": settings.sandbox}
+        )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -127,7 +128,8 @@ async def serve_http(server: MCPServer[Any], settings: Settings, *, host: str, p
 
     check_http_exposure(settings, host)
     app = build_http_app(server, settings, host=host, port=port)
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level=settings.log_level.lower(),
-                            access_log=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, log_level=settings.log_level.lower(), access_log=False
+    )
     log.info("serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse)", host, port)
     await uvicorn.Server(config).serve()
