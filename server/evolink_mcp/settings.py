@@ -158,9 +158,10 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for var in ENV_VARS:
-            raw = env.get(var.name)
-            if raw is not None and raw.strip() != "":
-                values[var.field] = _convert(var, raw.strip())
+            raw = (env.get(var.name) or "").strip()
+            # A bundle host leaves "${user_config.x}" in place when the user set nothing: treat it as unset.
+            if raw and not (raw.startswith("${") and raw.endswith("}")):
+                values[var.field] = _convert(var, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         for secret in ("api_key", "mcp_token"):
             if isinstance(values.get(secret), str):
