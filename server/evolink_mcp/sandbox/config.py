@@ -1,0 +1,27 @@
+"""Sandbox settings: timings, limits and the accepted key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """How the simulated Evolink service behaves; tests shrink `task_seconds` to a few milliseconds."""
+
+    task_seconds: float = 6.0
+    api_key: str | None = None  # None: any non-empty bearer key is accepted
+    max_cached_images: int = 32
+    max_files: int = 100
+    max_file_bytes: int = 100 * MB
+    file_ttl_hours: int = 72
+    user_group: str = "default"
+    public_url: str | None = None  # base of result and file URLs; None: the URL the request came in on
+
+    def __post_init__(self) -> None:
+        if self.task_seconds < 0:
+            raise ValueError("task_seconds must be >= 0")
+        if self.max_cached_images < 1:
+            raise ValueError("max_cached_images must be >= 1")
