@@ -6,9 +6,10 @@ import difflib
 import ipaddress
 import math
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .catalog import Catalog
 from .spec import ExtraParamSpec, ModelSpec
@@ -301,7 +302,7 @@ def _check_n(spec: ModelSpec, n: int | None) -> list[Problem]:
     if n is None:
         return []
     allowed = spec.n.allowed() if spec.n is not None else [1]
-    if n in allowed:
+    if not isinstance(n, bool) and n in allowed:
         return []
     more = "" if spec.n is not None else " (it returns one image per request; send several requests for more)"
     return [
@@ -309,12 +310,24 @@ def _check_n(spec: ModelSpec, n: int | None) -> list[Problem]:
     ]
 
 
+def _split(url: str) -> SplitResult | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a malformed port
+    except ValueError:
+        return None
+    return parts
+
+
 def reference_kind(ref: str) -> Literal["url", "local", "data", "invalid"]:
     """What a reference string is: a public URL, a local file (path or file://), a data URL, or neither."""
     text = ref.strip()
-    scheme = urlsplit(text).scheme.lower()
+    parts = _split(text)
+    if parts is None:
+        return "invalid"
+    scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        return "url" if urlsplit(text).netloc else "invalid"
+        return "url" if parts.hostname else "invalid"
     if scheme == "data":
         return "data"
     if scheme == "file" or scheme == "" or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
@@ -417,13 +430,18 @@ def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) ->
 
 
 def _private_host(host: str) -> bool:
-    lowered = host.lower().rstrip(".")
+    lowered = host.lower().rstrip(".").strip("[]")
     if lowered in ("localhost", "") or lowered.endswith((".localhost", ".local", ".internal")):
         return True
     try:
-        address = ipaddress.ip_address(lowered.strip("[]"))
+        address = ipaddress.ip_address(lowered)
     except ValueError:
-        return False
+        try:  # legacy spellings resolvers still accept: 127.1, 2130706433, 0x7f000001, 0177.0.0.1
+            address = ipaddress.ip_address(socket.inet_aton(lowered))
+        except OSError:
+            return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
     return not address.is_global
 
 
@@ -431,7 +449,7 @@ def check_callback_url(url: str | None) -> list[Problem]:
     """callback_url as the API requires it: https, at most 2048 characters, a public host."""
     if url is None:
         return []
-    parts = urlsplit(url)
+    parts = _split(url)
     if len(url) > MAX_CALLBACK_URL:
         return [
             Problem(
@@ -440,7 +458,7 @@ def check_callback_url(url: str | None) -> list[Problem]:
                 url[:80],
             )
         ]
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    if parts is None or parts.scheme.lower() != "https" or not parts.hostname:
         return [Problem("callback_url", "callback_url must be an https:// URL.", url)]
     if _private_host(parts.hostname):
         return [
@@ -545,7 +563,7 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
 
 
 def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
-    flat = flatten_extra(extra)
+    flat = {k: v for k, v in flatten_extra(extra).items() if v is not None}  # JSON null = not given
     problems = []
     known = list(spec.extra_params)
     for key, value in flat.items():
@@ -553,6 +571,19 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
             problems.append(
                 Problem(
                     f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.", value
+                )
+            )
+            continue
+        if key == "model_params":
+            inner = sorted(k.removeprefix("model_params.") for k in known if k.startswith("model_params."))
+            problems.append(
+                Problem(
+                    "extra.model_params",
+                    "extra.model_params must be an object, e.g. "
+                    f'{{"model_params": {{"{inner[0] if inner else "name"}": ...}}}}; '
+                    f"{spec.id} takes: {', '.join(inner) or 'none'}.",
+                    value,
+                    inner,
                 )
             )
             continue
@@ -635,6 +666,8 @@ def build_body(spec: ModelSpec, req: GenerationRequest) -> dict[str, Any]:
     if req.callback_url is not None:
         body["callback_url"] = req.callback_url
     for key, value in flatten_extra(req.extra).items():
+        if value is None:
+            continue
         if key.startswith("model_params."):
             body.setdefault("model_params", {})[key.removeprefix("model_params.")] = value
         else:
