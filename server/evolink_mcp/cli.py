@@ -121,16 +121,16 @@ def _setup_logging(settings: Settings) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    import anyio
-
-    from .app import build_deps, build_server
-
     settings = _settings(args, mcp_token=_secret(args.token) if args.token else None)
     _setup_logging(settings)
     if args.transport != "stdio":
         from .transports import check_http_exposure
 
-        check_http_exposure(settings, args.host)
+        check_http_exposure(settings, args.host)  # before importing the SDK: refusing must be quick
+    import anyio
+
+    from .app import build_deps, build_server
+
     with sandbox_if_asked(settings) as settings:
         http = args.transport != "stdio"
         deps = build_deps(settings, allowed_dirs=settings.allowed_dirs if http else None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .catalog import Catalog, load_catalog
@@ -55,7 +56,9 @@ def models_table(catalog: Catalog) -> str:
         if spec.image_urls and spec.image_urls.required:
             refs += " (required)"
         extra = ", ".join(f"`{k}`" for k in spec.extra_params) or "-"
-        rows.append(f"| {name} | {', '.join(spec.modes)} | {_cell(sizes)} | {tiers} | {n} | {refs} | {extra} |")
+        rows.append(
+            f"| {name} | {', '.join(spec.modes)} | {_cell(sizes)} | {tiers} | {n} | {refs} | {extra} |"
+        )
     return "\n".join(rows)
 
 
@@ -65,6 +68,10 @@ def env_table() -> str:
     return "\n".join(rows)
 
 
+def _replacer(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"{match.group(1)}{body}\n{match.group(2)}"
+
+
 def render(readme: str, catalog: Catalog) -> str:
     """`readme` with every generated block (between its markers) rebuilt."""
     blocks = {"tools": tools_table(catalog), "models": models_table(catalog), "env": env_table()}
@@ -72,7 +79,7 @@ def render(readme: str, catalog: Catalog) -> str:
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
         if not pattern.search(readme):
             raise ValueError(f"README.md has no <!-- {name}:start --> ... <!-- {name}:end --> block")
-        readme = pattern.sub(lambda m, body=body: f"{m.group(1)}{body}\n{m.group(2)}", readme)
+        readme = pattern.sub(_replacer(body), readme)
     return readme
 
 

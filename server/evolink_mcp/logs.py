@@ -46,4 +46,4 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # httpx logs every request URL at INFO: keep it for debugging only.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("httpx").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)

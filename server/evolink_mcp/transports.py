@@ -8,11 +8,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from typing import Any
-
-from mcp.server.mcpserver import MCPServer
+from typing import TYPE_CHECKING, Any
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,15 @@ class BearerAuthMiddleware:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in UNAUTHENTICATED_PATHS:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope.get("headers", []) if k.lower() == b"authorization"), b"")
-        if hmac.compare_digest(given, self._expected):
+        scheme, _, credentials = given.partition(b" ")
+        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected):
             await self.app(scope, receive, send)
             return
         body = json.dumps(
@@ -132,4 +134,9 @@ async def serve_http(server: MCPServer[Any], settings: Settings, *, host: str, p
         app, host=host, port=port, log_config=None, log_level=settings.log_level.lower(), access_log=False
     )
     log.info("serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse)", host, port)
+    if host in ("0.0.0.0", "::") and not settings.mcp_allowed_hosts:
+        log.warning(
+            "accepting Host headers for loopback names only; set EVOLINK_MCP_ALLOWED_HOSTS to the names "
+            "clients use to reach this server"
+        )
     await uvicorn.Server(config).serve()

@@ -1,0 +1,129 @@
+"""Driving `evolink-mcp` as subprocesses: the command, a clean environment, ports, polling, results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from mcp_types import CallToolResult, TextContent
+from PIL import Image
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+TASK_SECONDS = "0.05"
+SECRET_KEY = "sk-test-SECRET-7f3c9a1e5b2d4c6e8a0f"
+MCP_TOKEN = "mcp-token-3b8e1d9f4a6c2e7b"
+TOOLS = {"generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file"}
+
+
+def evolink_argv(*args: str) -> list[str]:
+    """The installed console script when there is one, else the module (same code either way)."""
+    script = shutil.which("evolink-mcp", path=str(Path(sys.executable).parent))
+    return [script, *args] if script else [sys.executable, "-m", "evolink_mcp", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(home: Path, **evolink: str) -> dict[str, str]:
+    """This process's environment without the developer's EVOLINK_* or XDG_* settings, plus `evolink`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVOLINK_", "XDG_"))}
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(HOME=str(home), EVOLINK_STATE_DIR=str(home / "state"), PYTHONUNBUFFERED="1", **evolink)
+    return env
+
+
+def write_png(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (200, 40, 40)).save(path, format="PNG")
+    return path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill if it lingers; always reaped."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll `url` until anything answers; fail with the server's log if it exits or never does."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}"
+            )
+        try:
+            httpx.get(url, timeout=2.0)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing answered at {url}:\n{log.read_text(errors='replace')}") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class HttpServer:
+    base_url: str
+    port: int
+    token: str
+    output_dir: Path
+    allowed_dir: Path
+    log: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def text_of(result: CallToolResult) -> str:
+    return "\n".join(block.text for block in result.content if isinstance(block, TextContent))
+
+
+def assert_image_saved(result: CallToolResult, output_dir: Path) -> Path:
+    """The call completed; its image is a PNG in `output_dir`, named in the text and structured content."""
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["status"] == "completed"
+    path = Path(result.structured_content["images"][0]["path"])
+    assert path.parent == output_dir
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert str(path) in text_of(result)
+    return path
+
+
+class ProgressLog:
+    """A progress callback for `call_tool` that records every notification."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[float, float | None, str | None]] = []
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        self.updates.append((progress, total, message))
+
+    def assert_ran_to_completion(self) -> None:
+        assert self.updates, "no progress notification arrived"
+        values = [progress for progress, _, _ in self.updates]
+        assert values == sorted(values), f"progress went backwards: {values}"
+        assert values[0] < 100, f"nothing was reported before the end: {self.updates}"
+        progress, total, message = self.updates[-1]
+        assert (progress, total) == (100.0, 100.0)
+        assert message and "completed" in message
