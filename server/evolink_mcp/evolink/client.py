@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timezone
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from .. import __version__
 from .errors import (
@@ -32,7 +34,7 @@ from .errors import (
     SubmissionOutcomeUnknownError,
     error_class_for,
 )
-from .types import FileList, FileQuota, Task, UploadedFile
+from .types import FileList, FileQuota, Task, UploadedFile, Wire
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class RetryPolicy:
 
 
 RetryMode = Literal["idempotent", "once"]
+WireT = TypeVar("WireT", bound=Wire)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -77,15 +80,19 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are always UTC, never the local time
+        when = when.replace(tzinfo=timezone.utc)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -190,16 +197,29 @@ class EvolinkClient:
         await self.aclose()
 
     def _auth(self) -> dict[str, str]:
+        """Headers of every API request: the key, and our User-Agent even on a caller's httpx client."""
         if not self.has_key:
             raise ConfigurationError("No Evolink API key is configured (EVOLINK_API_KEY is not set).")
         assert self._api_key is not None
-        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}", "User-Agent": USER_AGENT}
 
     def redact(self, text: str) -> str:
         """`text` with the API key blanked out, for anything that may reach a log or a user."""
         if self._api_key is not None and (key := self._api_key.get_secret_value()):
             return text.replace(key, "[redacted]")
         return text
+
+    def _redacted(self, error: APIStatusError) -> APIStatusError:
+        """`error` with the key blanked out of every text the server wrote (a gateway may echo it)."""
+        error.message = self.redact(error.message)
+        error.args = (error.message,)  # repr() and pickling read args, not message
+        error.next_step = self.redact(error.next_step)
+        for name in ("type", "param", "suggestion"):
+            if isinstance(value := getattr(error, name), str):
+                setattr(error, name, self.redact(value))
+        if isinstance(error.code, str):
+            error.code = self.redact(error.code)
+        return error
 
     async def _with_retries(
         self, attempt: Callable[[], Awaitable[httpx.Response]], *, mode: RetryMode, what: str
@@ -233,10 +253,7 @@ class EvolinkClient:
             else:
                 if response.is_success and not _files_failed(response):
                     return response
-                error = error_from_response(response)
-                error.message = self.redact(error.message)
-                if error.next_step:
-                    error.next_step = self.redact(error.next_step)
+                error = self._redacted(error_from_response(response))
             error.sent = sent
             if not self._may_retry(error, mode, sent) or number == policy.max_attempts:
                 raise error
@@ -272,7 +289,21 @@ class EvolinkClient:
             return response.json()
         except ValueError:
             raise APIConnectionError(
-                f"{what}: the answer was not JSON (HTTP {response.status_code})."
+                f"{what}: the answer was not JSON (HTTP {response.status_code}).",
+                request_id=_request_id(response),
+            ) from None
+
+    @staticmethod
+    def _parse(model: type[WireT], data: Any, response: httpx.Response, what: str) -> WireT:
+        """`data` as `model`: a success answer of the wrong shape is an unusable answer, not a crash."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the body"
+            raise APIConnectionError(
+                f"{what}: the answer was not a valid {model.__name__} ({where}: {first['msg']}).",
+                request_id=_request_id(response),
             ) from None
 
     # Generation API
@@ -286,8 +317,11 @@ class EvolinkClient:
         async def attempt() -> httpx.Response:
             return await self._http.post(url, json=body, headers=headers)
 
+        what = "Submitting the generation"
         try:
-            response = await self._with_retries(attempt, mode="once", what="Submitting the generation")
+            response = await self._with_retries(attempt, mode="once", what=what)
+            # A 200 we cannot read still created a task: the same unknown outcome as a lost answer.
+            return self._parse(Task, await self._json(response, what), response, what)
         except (APIConnectionError, APIStatusError) as exc:
             ambiguous_status = isinstance(exc, APIStatusError) and exc.status >= 500 and exc.status != 503
             lost_answer = isinstance(exc, APIConnectionError) and exc.sent
@@ -298,7 +332,6 @@ class EvolinkClient:
                     request_id=exc.request_id,
                 ) from exc
             raise
-        return Task.model_validate(await self._json(response, "Submitting the generation"))
 
     async def get_task(self, task_id: str) -> Task:
         """GET /v1/tasks/{task_id}: the task's current state."""
@@ -315,21 +348,35 @@ class EvolinkClient:
         async def attempt() -> httpx.Response:
             return await self._http.get(url, headers=headers)
 
-        response = await self._with_retries(attempt, mode="idempotent", what="Checking the task")
-        return Task.model_validate(await self._json(response, "Checking the task"))
+        what = "Checking the task"
+        response = await self._with_retries(attempt, mode="idempotent", what=what)
+        return self._parse(Task, await self._json(response, what), response, what)
 
     # Files API
 
-    async def _files_call(self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any) -> Any:
+    async def _files_request(
+        self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any
+    ) -> httpx.Response:
         url = f"{self.files_base_url}/api/v1/files/{path}"
         headers = self._auth()
 
         async def attempt() -> httpx.Response:
             return await self._http.request(method, url, headers=headers, **kwargs)
 
-        response = await self._with_retries(attempt, mode=mode, what=what)
+        return await self._with_retries(attempt, mode=mode, what=what)
+
+    async def _files_call(
+        self, method: str, path: str, model: type[WireT], *, mode: RetryMode, what: str, **kwargs: Any
+    ) -> WireT:
+        response = await self._files_request(method, path, mode=mode, what=what, **kwargs)
+        return await self._files_data(model, response, what)
+
+    async def _files_data(self, model: type[WireT], response: httpx.Response, what: str) -> WireT:
         envelope = await self._json(response, what)
-        return envelope.get("data") if isinstance(envelope, dict) else None
+        data = envelope.get("data") if isinstance(envelope, dict) else None
+        if data is None and model is not UploadedFile:  # only an upload must say what it stored
+            data = {}
+        return self._parse(model, data, response, what)
 
     @staticmethod
     def _upload_fields(upload_path: str | None, file_name: str | None) -> dict[str, str]:
@@ -340,20 +387,18 @@ class EvolinkClient:
     ) -> UploadedFile:
         """POST upload/base64: raw base64 or a data URL."""
         body = {"base64_data": base64_data, **self._upload_fields(upload_path, file_name)}
-        data = await self._files_call(
-            "POST", "upload/base64", mode="once", what="Uploading the image", json=body
+        return await self._files_call(
+            "POST", "upload/base64", UploadedFile, mode="once", what="Uploading the image", json=body
         )
-        return UploadedFile.model_validate(data)
 
     async def upload_url(
         self, file_url: str, *, upload_path: str | None = None, file_name: str | None = None
     ) -> UploadedFile:
         """POST upload/url: Evolink downloads the file from a public URL."""
         body = {"file_url": file_url, **self._upload_fields(upload_path, file_name)}
-        data = await self._files_call(
-            "POST", "upload/url", mode="once", what="Uploading from the URL", json=body
+        return await self._files_call(
+            "POST", "upload/url", UploadedFile, mode="once", what="Uploading from the URL", json=body
         )
-        return UploadedFile.model_validate(data)
 
     async def upload_file(
         self,
@@ -376,27 +421,29 @@ class EvolinkClient:
                 )
 
         response = await self._with_retries(attempt, mode="once", what="Uploading the file")
-        envelope = await self._json(response, "Uploading the file")
-        return UploadedFile.model_validate(envelope.get("data") if isinstance(envelope, dict) else None)
+        return await self._files_data(UploadedFile, response, "Uploading the file")
 
     async def list_files(self, page: int = 1, page_size: int = 20) -> FileList:
-        data = await self._files_call(
+        return await self._files_call(
             "GET",
             "list",
+            FileList,
             mode="idempotent",
             what="Listing files",
             params={"page": page, "pageSize": page_size},
         )
-        return FileList.model_validate(data or {})
 
     async def get_quota(self) -> FileQuota:
-        data = await self._files_call("GET", "quota", mode="idempotent", what="Reading the file quota")
-        return FileQuota.model_validate(data or {})
+        return await self._files_call(
+            "GET", "quota", FileQuota, mode="idempotent", what="Reading the file quota"
+        )
 
     async def delete_file(self, file_id: str) -> None:
         if not file_id or any(c in file_id for c in "/?#\\"):
             raise BadRequestError(f"Invalid file id {file_id[:80]!r}.", status=400, param="file_id")
-        await self._files_call("DELETE", quote(file_id, safe=""), mode="idempotent", what="Deleting the file")
+        what = "Deleting the file"
+        response = await self._files_request("DELETE", quote(file_id, safe=""), mode="idempotent", what=what)
+        await self._json(response, what)
 
     # Result downloads: CDN links, fetched without the API key.
 
@@ -413,7 +460,8 @@ class EvolinkClient:
             nonlocal content_type
             sink.seek(0)
             sink.truncate()
-            async with self._http.stream("GET", url, timeout=timeout) as response:
+            headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
+            async with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
                 if not response.is_success:
                     await response.aread()
                     return response

@@ -103,8 +103,9 @@ class APIStatusError(EvolinkError):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
+        kind = f" {self.type}" if self.type else ""
         where = f" (param: {self.param})" if self.param else ""
-        return f"HTTP {self.status} {self.type or ''}: {self.message}{where}".replace("  ", " ")
+        return f"HTTP {self.status}{kind}: {self.message}{where}"
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 KNOWN_STATUSES = ("pending", "processing", "completed", "failed")
 
@@ -44,6 +44,14 @@ class Task(Wire):
     results: list[str] | None = None
     result_data: list[dict[str, Any]] | None = None
     error: TaskError | None = None
+
+    @field_validator("status", "progress", mode="before")
+    @classmethod
+    def _null_means_default(cls, value: Any, info: ValidationInfo) -> Any:
+        # Some answers carry explicit nulls mid-flight; read them as "nothing yet".
+        if value is None:
+            return "pending" if info.field_name == "status" else 0
+        return value
 
     @property
     def is_terminal(self) -> bool:
