@@ -24,7 +24,7 @@ from .catalog import (
     validate_request,
 )
 from .evolink import EvolinkClient, InvalidRequestError, Task
-from .media import MAX_UPLOAD_BYTES, Preview, SavedImage, check_local_image, save_results
+from .media import MAX_UPLOAD_BYTES, Preview, SavedImage, check_local_image, save_results, upload_name
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class TaskResults:
 
 
 def _invalid(problems: Sequence[Problem]) -> InvalidRequestError:
-    lines = [p.message for p in problems]
+    # The agent fixes what the message names: name the parameter where the message does not already.
+    lines = [p.message if p.param in p.message else f"{p.param}: {p.message}" for p in problems]
     text = lines[0] if len(lines) == 1 else "The request has problems:\n" + "\n".join(f"- {m}" for m in lines)
     return InvalidRequestError(text, problems=list(problems))
 
@@ -128,9 +129,12 @@ class ImageService:
     async def upload_local_refs(self, prepared: PreparedRequest) -> GenerationRequest:
         """Upload local reference files (streamed) and return the request with their file URLs."""
         urls: dict[str, str] = {}
+        by_name: dict[str, str] = {}  # one upload per file, however many ways it is referenced
         for ref, (path, mime) in prepared.local_refs.items():
-            uploaded = await self.client.upload_file(path, mime_type=mime)
-            urls[ref] = uploaded.file_url
+            name = upload_name(path)
+            if name not in by_name:
+                by_name[name] = (await self.client.upload_file(path, file_name=name, mime_type=mime)).file_url
+            urls[ref] = by_name[name]
         request = prepared.request
         return GenerationRequest(
             prompt=request.prompt,

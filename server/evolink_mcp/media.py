@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -100,6 +101,17 @@ def safe_component(text: str, limit: int = 80) -> str:
     """`text` reduced to a file-name component that cannot escape a directory."""
     cleaned = _SAFE_NAME.sub("_", text).strip("._")
     return cleaned[:limit] or "image"
+
+
+def upload_name(path: Path) -> str:
+    """A files-API name for a local file, unique to its path and version.
+
+    The files API replaces an upload with the same name: two different files called photo.png would become
+    one. An unchanged file keeps its name, so uploading it again overwrites instead of using more quota.
+    """
+    stat = path.stat()
+    identity = f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode("utf-8", "surrogateescape")
+    return f"{hashlib.sha256(identity).hexdigest()[:12]}_{safe_component(path.name)}"
 
 
 @dataclass(frozen=True)
