@@ -251,13 +251,18 @@ async def make_previews(images: Sequence[SavedImage], budget: int) -> list[Previ
     if budget <= 0 or not images:
         return []
     share = budget // len(images)
-    previews = []
-    for image in images:
+    made: dict[int, Preview] = {}
+
+    async def make(image: SavedImage) -> None:
         try:
             encoded = await anyio.to_thread.run_sync(_encode_preview, image.path, share)
         except (OSError, ValueError):
-            continue  # not an image Pillow can read: the saved path and URL still stand
+            return  # not an image Pillow can read: the saved path and URL still stand
         if encoded is not None:
             data, mime, width, height = encoded
-            previews.append(Preview(image.index, data, mime, width, height))
-    return previews
+            made[image.index] = Preview(image.index, data, mime, width, height)
+
+    async with anyio.create_task_group() as group:
+        for image in images:
+            group.start_soon(make, image)
+    return [made[i] for i in sorted(made)]

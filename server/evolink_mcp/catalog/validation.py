@@ -305,9 +305,9 @@ def _check_n(spec: ModelSpec, n: int | None) -> list[Problem]:
     if not isinstance(n, bool) and n in allowed:
         return []
     more = "" if spec.n is not None else " (it returns one image per request; send several requests for more)"
-    return [
-        Problem("n", f"n={n} is not accepted by {spec.id}{more}. Allowed: {_listing(allowed)}.", n, allowed)
-    ]
+    contiguous = len(allowed) > 2 and allowed == list(range(allowed[0], allowed[-1] + 1))
+    shown = f"{allowed[0]}-{allowed[-1]}" if contiguous else _listing(allowed)
+    return [Problem("n", f"n={n} is not accepted by {spec.id}{more}. Allowed: {shown}.", n, allowed)]
 
 
 def _split(url: str) -> SplitResult | None:

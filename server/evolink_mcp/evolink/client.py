@@ -30,6 +30,7 @@ from .errors import (
     BadRequestError,
     ConfigurationError,
     EvolinkError,
+    NotFoundError,
     RequestTooLargeError,
     SubmissionOutcomeUnknownError,
     error_class_for,
@@ -349,7 +350,14 @@ class EvolinkClient:
             return await self._http.get(url, headers=headers)
 
         what = "Checking the task"
-        response = await self._with_retries(attempt, mode="idempotent", what=what)
+        try:
+            response = await self._with_retries(attempt, mode="idempotent", what=what)
+        except NotFoundError as exc:
+            exc.next_step = (
+                "The task id is unknown or has expired. Check the id; list_tasks shows the tasks this server "
+                "submitted."
+            )
+            raise
         return self._parse(Task, await self._json(response, what), response, what)
 
     # Files API

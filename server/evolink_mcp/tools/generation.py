@@ -140,7 +140,7 @@ async def task_result(
             code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
         )
         out.next_step = advice.next_step
-        lines.append(f"{head} failed: {code or 'unknown_error'}: {message}.")
+        lines.append(f"{head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.")
         lines.append(f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}")
     elif task.is_terminal:
         out.next_step = "The task ended without images; submit a new generation if you still need one."
@@ -194,9 +194,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         resolution: Annotated[
             str | None, Field(description="Pixel tier for models with both (gpt-image-2).")
         ] = None,
-        n: Annotated[
-            int | None, Field(ge=1, le=15, description="Images per request, where the model allows.")
-        ] = None,
+        n: Annotated[int | None, Field(description="Images per request, where the model allows.")] = None,
         image_urls: Annotated[
             list[str] | None, Field(description="Reference/edit images: URLs or local file paths (uploaded).")
         ] = None,
