@@ -15,8 +15,10 @@ from . import __version__
 from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient
 from .generation import ImageService
+from .journal import Journal
 from .settings import Settings
 from .tools import Deps, tool_specs
+from .tools.tasks import summarize_entry
 
 SERVER_NAME = "evolink-mcp"
 INSTRUCTIONS = (
@@ -27,38 +29,51 @@ INSTRUCTIONS = (
 )
 
 
-def build_deps(
-    settings: Settings, *, allowed_dirs: Sequence[Path] | None, catalog: Catalog | None = None
-) -> Deps:
+def build_deps(settings: Settings, *, allowed_dirs: Sequence[Path] | None, catalog: Catalog | None = None) -> Deps:
     """The one set of dependencies for this process (no network, no I/O beyond reading the catalog)."""
     catalog = catalog or load_catalog(settings.catalog_file, settings.default_model)
-    client = EvolinkClient(
-        settings.api_key, base_url=settings.base_url, files_base_url=settings.files_base_url
-    )
+    client = EvolinkClient(settings.api_key, base_url=settings.base_url, files_base_url=settings.files_base_url)
     return Deps(
         settings=settings,
         catalog=catalog,
         client=client,
-        service=ImageService(settings, catalog, client),
+        service=ImageService(settings, catalog, client, Journal(settings.state_dir)),
         allowed_dirs=allowed_dirs,
     )
 
 
-def build_server(deps: Deps) -> MCPServer[Deps]:
-    """An MCPServer over `deps`: every tool spec, the catalog resources, saved images as resources."""
+@asynccontextmanager
+async def process_resources(deps: Deps) -> AsyncIterator[None]:
+    """What lives as long as the process serves: background task following, the HTTP client, the journal."""
+    try:
+        async with deps.service.running():
+            yield
+    finally:
+        await deps.client.aclose()
+        deps.service.journal.close()
+
+
+def build_server(deps: Deps, *, manage_process_resources: bool = True) -> MCPServer[Deps]:
+    """An MCPServer over `deps`: every tool spec, the catalog resources, saved images as resources.
+
+    With `manage_process_resources`, the first session's lifespan runs `process_resources` (stdio, in-memory
+    clients); HTTP transports run it in their own application lifespan instead, since SSE enters the
+    server lifespan once per connection.
+    """
     sessions = 0
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[Deps]) -> AsyncIterator[Deps]:
-        # SSE enters the lifespan once per connection: close the shared client only when the last one leaves.
         nonlocal sessions
         sessions += 1
         try:
-            yield deps
+            if manage_process_resources and sessions == 1:
+                async with process_resources(deps):
+                    yield deps
+            else:
+                yield deps
         finally:
             sessions -= 1
-            if sessions == 0:
-                await deps.client.aclose()
 
     server: MCPServer[Deps] = MCPServer(
         SERVER_NAME,
@@ -77,14 +92,10 @@ def build_server(deps: Deps) -> MCPServer[Deps]:
 def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
     catalog = deps.catalog
 
-    @server.resource(
-        "evolink://models", name="models", title="Evolink image models", mime_type="application/json"
-    )
+    @server.resource("evolink://models", name="models", title="Evolink image models", mime_type="application/json")
     def all_models() -> str:
         """Every model in the catalog with its limits (JSON)."""
-        return json.dumps(
-            {"default_model": catalog.default.id, "models": catalog.to_json()}, ensure_ascii=False
-        )
+        return json.dumps({"default_model": catalog.default.id, "models": catalog.to_json()}, ensure_ascii=False)
 
     @server.resource(
         "evolink://models/{model_id}",
@@ -97,10 +108,18 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
         spec = catalog.get(model_id)
         if spec is None:
             hint = catalog.suggest(model_id)
-            raise ResourceError(
-                f"Unknown model {model_id!r}." + (f" Did you mean {hint[0]!r}?" if hint else "")
-            )
+            raise ResourceError(f"Unknown model {model_id!r}." + (f" Did you mean {hint[0]!r}?" if hint else ""))
         return spec.model_dump_json(exclude_none=True)
+
+    @server.resource(
+        "evolink://tasks/{task_id}", name="task", title="A submitted generation", mime_type="application/json"
+    )
+    def one_task(task_id: str) -> str:
+        """What the journal knows of a task: status, prompt, model, credits, saved files (JSON)."""
+        entry = deps.service.journal.by_task_id_now(task_id)
+        if entry is None:
+            raise ResourceError(f"No task {task_id!r} in this server's journal; list_tasks shows the recent ones.")
+        return summarize_entry(entry).model_dump_json(exclude_none=True)
 
     registered: set[str] = set()
 

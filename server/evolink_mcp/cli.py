@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     _add_common(models)
 
+    tasks = commands.add_parser("tasks", help="recent generations from the journal, newest first")
+    tasks.add_argument("--status", help="only tasks with this status (completed, failed, pending, unknown, ...)")
+    tasks.add_argument("--limit", type=int, default=20)
+    tasks.add_argument("--json", action="store_true", help="print JSON")
+
     sandbox = commands.add_parser("sandbox", help="serve the Evolink simulator alone")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=4010)
@@ -134,13 +139,12 @@ def run_serve(args: argparse.Namespace) -> None:
     with sandbox_if_asked(settings) as settings:
         http = args.transport != "stdio"
         deps = build_deps(settings, allowed_dirs=settings.allowed_dirs if http else None)
-        server = build_server(deps)
         if not http:
-            anyio.run(server.run_stdio_async)
+            anyio.run(build_server(deps).run_stdio_async)
             return
         from .transports import serve_http
 
-        anyio.run(lambda: serve_http(server, settings, host=args.host, port=args.port))
+        anyio.run(lambda: serve_http(deps, host=args.host, port=args.port))
 
 
 def _parse_extra(pairs: Sequence[str]) -> dict[str, Any]:
@@ -201,7 +205,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         prepared = service.prepare(args.model, request, allowed_dirs=None)
         for warning in prepared.warnings:
             print(f"warning: {warning.message}", file=sys.stderr)
-        task = await service.submit(prepared)
+        task = (await service.submit(prepared)).task
         credits = task.usage.credits_reserved
         print(
             f"task {task.id} submitted ({prepared.spec.id}"
@@ -237,8 +241,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: task {task.id} ended with status {task.status!r}", file=sys.stderr)
             return EXIT_FAILED
         print(
-            f"task {task.id} is still {task.status} ({task.progress:.0f}%); "
-            "check it later with the check_task tool",
+            f"task {task.id} is still {task.status} ({task.progress:.0f}%); check it later with the check_task tool",
             file=sys.stderr,
         )
         return EXIT_STILL_RUNNING
@@ -252,6 +255,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         await deps.client.aclose()
+        service.journal.close()
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -272,9 +276,7 @@ def run_models(args: argparse.Namespace) -> int:
         catalog = load_catalog(settings.catalog_file, settings.default_model)
     except CatalogError as exc:
         raise SystemExit(f"evolink-mcp: {exc}") from None
-    chosen = [
-        summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes
-    ]
+    chosen = [summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes]
     if args.json:
         print(json.dumps([m.model_dump(exclude_none=True) for m in chosen], indent=2, ensure_ascii=False))
         return 0
@@ -302,6 +304,28 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_tasks(args: argparse.Namespace) -> int:
+    import anyio
+
+    from .journal import Journal
+    from .tools.tasks import entry_line, summarize_entry
+
+    settings = _settings(args)
+    journal = Journal(settings.state_dir)
+    try:
+        entries = anyio.run(lambda: journal.recent(status=args.status, limit=args.limit))
+        tasks = [summarize_entry(e) for e in entries]
+        if args.json:
+            print(json.dumps([t.model_dump(exclude_none=True) for t in tasks], indent=2, ensure_ascii=False))
+        else:
+            for task in tasks:
+                print(entry_line(task))
+            print(f"{len(tasks)} task(s); journal: {journal.location}", file=sys.stderr)
+    finally:
+        journal.close()
+    return 0
+
+
 def run_sandbox(args: argparse.Namespace) -> None:
     from .sandbox import serve
 
@@ -319,5 +343,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run_generate(args))
     elif args.command == "models":
         sys.exit(run_models(args))
+    elif args.command == "tasks":
+        sys.exit(run_tasks(args))
     elif args.command == "sandbox":
         run_sandbox(args)

@@ -56,9 +56,7 @@ def models_table(catalog: Catalog) -> str:
         if spec.image_urls and spec.image_urls.required:
             refs += " (required)"
         extra = ", ".join(f"`{k}`" for k in spec.extra_params) or "-"
-        rows.append(
-            f"| {name} | {', '.join(spec.modes)} | {_cell(sizes)} | {tiers} | {n} | {refs} | {extra} |"
-        )
+        rows.append(f"| {name} | {', '.join(spec.modes)} | {_cell(sizes)} | {tiers} | {n} | {refs} | {extra} |")
     return "\n".join(rows)
 
 

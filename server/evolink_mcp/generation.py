@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import mimetypes
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import TaskGroup
 
 from .catalog import (
     Catalog,
@@ -23,13 +29,25 @@ from .catalog import (
     resolve_model,
     validate_request,
 )
-from .evolink import EvolinkClient, InvalidRequestError, Task
+from .evolink import (
+    EvolinkClient,
+    EvolinkError,
+    InvalidRequestError,
+    NotFoundError,
+    SpendingCapError,
+    SubmissionOutcomeUnknownError,
+    Task,
+)
+from .journal import REFUSED, SUBMITTING, UNKNOWN, Entry, Journal
 from .media import MAX_UPLOAD_BYTES, Preview, SavedImage, check_local_image, save_results, upload_name
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 RESULT_URL_LIFETIME = timedelta(hours=24)
+FOLLOW_LIMIT_SECONDS = 20 * 60  # image tasks take seconds to a few minutes; past this, stop looking
+MAX_BACKGROUND_FOLLOWS = 16
+BACKGROUND_RETRY_SECONDS = 10.0
 FIRST_POLL_DELAY = 3.0
 MIN_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 10.0
@@ -63,25 +81,39 @@ class PreparedRequest:
 
 
 @dataclass
-class TaskRecord:
-    """What we know about a task we submitted (its prompt is not in the task's own answers)."""
-
-    task_id: str
-    model: str
-    prompt: str | None
-    parameters: dict[str, Any]
-    submitted_at: datetime
-    credits_reserved: float | None = None
-    idempotency_key: str | None = None
-
-
-@dataclass
 class TaskResults:
     images: list[SavedImage] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
     urls_expire_at: datetime | None = None
     save_error: str | None = None
     previews: list[Preview] | None = None  # made on first report, reused after
+
+
+@dataclass
+class Submission:
+    """A submitted generation: its task, the idempotency key it went under, and how it came about."""
+
+    task: Task
+    request_key: str
+    reused: bool = False  # the journal already had this request's task: nothing was sent
+    note: str | None = None
+
+
+def task_from_entry(entry: Entry) -> Task:
+    """The last state the journal saw of a task, as a Task."""
+    assert entry.task_id is not None
+    error = {"code": entry.error_code, "message": entry.error_message} if entry.error_code else None
+    return Task.model_validate(
+        {
+            "id": entry.task_id,
+            "status": entry.status or "pending",
+            "progress": entry.progress or 0,
+            "model": entry.model,
+            "usage": {"credits_reserved": entry.credits},
+            "results": entry.result_urls or None,
+            "error": error,
+        }
+    )
 
 
 def _invalid(problems: Sequence[Problem]) -> InvalidRequestError:
@@ -91,16 +123,32 @@ def _invalid(problems: Sequence[Problem]) -> InvalidRequestError:
     return InvalidRequestError(text, problems=list(problems))
 
 
-class ImageService:
-    """Generation as a user sees it. One per process; shared by every MCP session."""
+def _tier(request: dict[str, Any]) -> tuple[Any, Any]:
+    return request.get("quality"), request.get("resolution")
 
-    def __init__(self, settings: Settings, catalog: Catalog, client: EvolinkClient) -> None:
+
+class ImageService:
+    """Generation as a user sees it. One per process; shared by every MCP session.
+
+    Every submission goes through the journal (intent before the POST, then task id, status, results),
+    so a lost answer, a cancelled call or a restart never loses a task, and a client_request_id
+    never pays twice.
+    """
+
+    def __init__(
+        self, settings: Settings, catalog: Catalog, client: EvolinkClient, journal: Journal | None = None
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.client = client
-        self._records: dict[str, TaskRecord] = {}
+        self.journal = journal or Journal(None)
         self._results: dict[str, TaskResults] = {}
         self._result_locks: dict[str, anyio.Lock] = {}
+        self._background: TaskGroup | None = None
+        self._follow_slots: anyio.Semaphore | None = None
+        self._followed: set[str] = set()
+
+    # Checking and submitting
 
     def prepare(
         self, model: str | None, request: GenerationRequest, *, allowed_dirs: Sequence[Path] | None
@@ -121,10 +169,31 @@ class ImageService:
             refs.append(("mask_url", request.mask_url))
         for param, ref in refs:
             if reference_kind(ref) == "local" and ref not in local_refs:
-                local_refs[ref] = check_local_image(
-                    ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs
-                )
+                local_refs[ref] = check_local_image(ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs)
         return PreparedRequest(spec, request, [p for p in problems if p.severity == "warning"], local_refs)
+
+    async def estimate_credits(self, prepared: PreparedRequest) -> float | None:
+        """Credits this request will likely reserve, from what the same model and tier reserved before."""
+        wanted = build_body(prepared.spec, prepared.request)
+        count = wanted.get("n") or 1
+        for request, credits in await self.journal.credits_seen(prepared.spec.id):
+            if _tier(request) == _tier(wanted):
+                return credits / (request.get("n") or 1) * count
+        return None
+
+    async def check_spending(self, prepared: PreparedRequest, cap: float | None) -> float | None:
+        """Refuse (before anything is sent) a request whose estimated cost exceeds `cap`; returns the estimate."""
+        if cap is None:
+            return None
+        estimate = await self.estimate_credits(prepared)
+        if estimate is not None and estimate > cap:
+            raise SpendingCapError(
+                f"This request would reserve about {estimate:g} credits ({prepared.spec.id}, judged by earlier "
+                f"requests of the same model and tier), over the cap of {cap:g}.",
+                next_step="Raise max_credits (or EVOLINK_MAX_CREDITS_PER_CALL), or pick a cheaper model, "
+                "a lower quality tier or fewer images.",
+            )
+        return estimate
 
     async def upload_local_refs(self, prepared: PreparedRequest) -> GenerationRequest:
         """Upload local reference files (streamed) and return the request with their file URLs."""
@@ -148,25 +217,80 @@ class ImageService:
             extra=request.extra,
         )
 
-    async def submit(self, prepared: PreparedRequest, *, idempotency_key: str | None = None) -> Task:
-        """Upload local references, then submit the (paid) generation once."""
+    @staticmethod
+    def fingerprint(prepared: PreparedRequest) -> str:
+        """What makes two requests the same request: the model and every parameter as given."""
+        text = json.dumps({"model": prepared.spec.id, **asdict(prepared.request)}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    async def submit(self, prepared: PreparedRequest, *, request_key: str | None = None) -> Submission:
+        """Submit the (paid) generation once per request key; a key seen before returns its task instead."""
+        key = request_key or str(uuid.uuid4())
+        fingerprint = self.fingerprint(prepared)
+        note = None
+        if request_key is not None:
+            entry = await self.journal.by_request_key(request_key)
+            if entry is not None:
+                if entry.fingerprint != fingerprint:
+                    raise InvalidRequestError(
+                        f"client_request_id {request_key!r} was already used for a different request.",
+                        next_step="Use a new client_request_id for a new request, or repeat the original "
+                        "request exactly to get its task.",
+                    )
+                if entry.task_id is not None:
+                    log.info("request %s already has task %s: nothing sent", request_key, entry.task_id)
+                    return Submission(task_from_entry(entry), key, reused=True)
+                if entry.state in (SUBMITTING, UNKNOWN):
+                    note = (
+                        "An earlier attempt with this client_request_id lost its answer and no task was found "
+                        "for it; it was sent again with the same idempotency key."
+                    )
         request = await self.upload_local_refs(prepared) if prepared.local_refs else prepared.request
         body = build_body(prepared.spec, request)
-        task = await self.client.submit_generation(body, idempotency_key=idempotency_key)
-        self._records[task.id] = TaskRecord(
-            task_id=task.id,
-            model=prepared.spec.id,
-            prompt=request.prompt,
-            parameters={k: v for k, v in body.items() if k not in ("model", "prompt")},
-            submitted_at=datetime.now(timezone.utc),
-            credits_reserved=task.usage.credits_reserved,
-            idempotency_key=idempotency_key,
-        )
+        # Once the intent is recorded, finish the POST and record its answer even if the caller cancels.
+        with anyio.CancelScope(shield=True):
+            await self.journal.record_intent(
+                key,
+                fingerprint,
+                prepared.spec.id,
+                request.prompt,
+                {k: v for k, v in body.items() if k not in ("prompt", "model")},
+            )
+            try:
+                task = await self.client.submit_generation(body, idempotency_key=key)
+            except SubmissionOutcomeUnknownError:
+                await self.journal.record_outcome(key, UNKNOWN)
+                raise
+            except EvolinkError:
+                await self.journal.record_outcome(key, REFUSED)
+                raise
+            await self.journal.record_submitted(key, task.id, task.status, task.usage.credits_reserved)
         log.info("submitted task %s (%s)", task.id, prepared.spec.id)
-        return task
+        return Submission(task, key, note=note)
 
-    def record(self, task_id: str) -> TaskRecord | None:
-        return self._records.get(task_id)
+    async def entry(self, task_id: str) -> Entry | None:
+        return await self.journal.by_task_id(task_id)
+
+    # Following tasks
+
+    async def _seen(self, task: Task, previous: Task | None) -> None:
+        """Journal a status change (not every progress tick)."""
+        if previous is not None and previous.status == task.status:
+            return
+        extra: dict[str, Any] = {}
+        if task.error is not None:
+            extra.update(error_code=str(task.error.code or ""), error_message=task.error.message)
+        if task.succeeded:
+            extra["result_urls"] = task.image_urls
+        elif task.is_terminal:
+            extra["finished"] = 1  # failed, cancelled, ...: nothing left to fetch
+        await self.journal.record_status(task.id, task.status, task.progress, **extra)
+
+    async def get_task(self, task_id: str) -> Task:
+        """The task's state upstream, journaled."""
+        task = await self.client.get_task(task_id)
+        await self._seen(task, None)
+        return task
 
     async def wait(
         self,
@@ -180,6 +304,7 @@ class ImageService:
         started = time.monotonic()
         deadline = started + wait_seconds
         task = first or await self.client.get_task(task_id)
+        await self._seen(task, None if first is None else first)
         if on_update is not None:
             await on_update(task)
         polls = 0
@@ -189,40 +314,128 @@ class ImageService:
                 break
             delay = next_poll_delay(task, time.monotonic() - started, polls)
             await anyio.sleep(min(delay, remaining))
-            task = await self.client.get_task(task_id)
+            previous, task = task, await self.client.get_task(task_id)
             polls += 1
+            await self._seen(task, previous)
             if on_update is not None:
                 await on_update(task)
         return task
 
-    def known_results(self, task_id: str) -> TaskResults | None:
-        return self._results.get(task_id)
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Follow tasks in the background while this is entered; resumes the journal's unfinished tasks."""
+        async with anyio.create_task_group() as group:
+            self._background = group
+            self._follow_slots = anyio.Semaphore(MAX_BACKGROUND_FOLLOWS)
+            group.start_soon(self.resume)
+            try:
+                yield
+            finally:
+                self._background = None
+                group.cancel_scope.cancel()
+
+    async def resume(self) -> None:
+        """Pick up what an earlier process left: unknown outcomes marked, unfinished tasks followed."""
+        interrupted = await self.journal.mark_interrupted()
+        if interrupted:
+            log.warning("%d submission(s) were interrupted mid-request; their outcome is unknown", interrupted)
+        for entry in await self.journal.unfinished(newer_than=time.time() - RESULT_URL_LIFETIME.total_seconds()):
+            assert entry.task_id is not None
+            self.follow_in_background(entry.task_id)
+
+    def follow_in_background(self, task_id: str) -> bool:
+        """Keep following `task_id` until it ends and its images are saved; False if nothing runs tasks."""
+        if self._background is None:
+            return False
+        if task_id not in self._followed:
+            self._followed.add(task_id)
+            self._background.start_soon(self._follow, task_id)
+        return True
+
+    def is_followed(self, task_id: str) -> bool:
+        return task_id in self._followed
+
+    async def _follow(self, task_id: str) -> None:
+        assert self._follow_slots is not None
+        try:
+            async with self._follow_slots:
+                entry = await self.journal.by_task_id(task_id)
+                give_up_at = (entry.created_at if entry else time.time()) + FOLLOW_LIMIT_SECONDS
+                while time.time() < give_up_at:
+                    try:
+                        task = await self.wait(task_id, give_up_at - time.time())
+                        if task.succeeded:
+                            results = await self.save(task)
+                            if results.save_error is None:
+                                return
+                        elif task.is_terminal:
+                            return
+                    except NotFoundError:
+                        await self.journal.record_status(
+                            task_id, "expired", None, error_code="resource_not_found", finished=1
+                        )
+                        return
+                    except EvolinkError as exc:
+                        log.warning("following %s: %s; trying again later", task_id, exc.message)
+                    await anyio.sleep(BACKGROUND_RETRY_SECONDS)
+                log.warning("stopped following %s: it did not finish within %ds", task_id, FOLLOW_LIMIT_SECONDS)
+        finally:
+            self._followed.discard(task_id)
+
+    # Results
+
+    async def known_results(self, task_id: str) -> TaskResults | None:
+        """Images already saved for this task (this process, or an earlier one per the journal)."""
+        known = self._results.get(task_id)
+        if known is not None and known.save_error is None:
+            return known
+        entry = await self.journal.by_task_id(task_id)
+        if entry is None or not entry.saved_paths or entry.save_error:
+            return None
+        paths = [Path(p) for p in entry.saved_paths]
+        if not all(p.is_file() for p in paths):
+            return None
+        images = [
+            SavedImage(
+                index=i,
+                url=url,
+                path=path,
+                mime_type=mimetypes.guess_type(path.name)[0] or "image/png",
+                bytes=path.stat().st_size,
+            )
+            for i, (url, path) in enumerate(zip(entry.result_urls, paths, strict=False))
+        ]
+        results = TaskResults(
+            images=images,
+            urls=entry.result_urls,
+            urls_expire_at=datetime.fromtimestamp(entry.updated_at, timezone.utc) + RESULT_URL_LIFETIME,
+        )
+        self._results[task_id] = results
+        return results
 
     async def save(self, task: Task) -> TaskResults:
         """Download and save a completed task's images once; later calls return the same files."""
         lock = self._result_locks.setdefault(task.id, anyio.Lock())
         async with lock:
-            known = self._results.get(task.id)
-            if known is not None and known.save_error is None:
+            known = await self.known_results(task.id)
+            if known is not None:
                 return known
             urls = task.image_urls
             results = TaskResults(urls=urls, urls_expire_at=datetime.now(timezone.utc) + RESULT_URL_LIFETIME)
-            record = self._records.get(task.id)
+            entry = await self.journal.by_task_id(task.id)
             sidecar: dict[str, Any] = {
-                "prompt": record.prompt if record else None,
-                "model": task.model or (record.model if record else None),
-                "parameters": record.parameters if record else None,
+                "prompt": entry.prompt if entry else None,
+                "model": task.model or (entry.model if entry else None),
+                "parameters": entry.request if entry else None,
                 "credits_reserved": task.usage.credits_reserved,
                 "source_urls": urls,
                 "urls_expire_at": results.urls_expire_at.isoformat() if results.urls_expire_at else None,
-                "submitted_at": record.submitted_at.isoformat() if record else None,
+                "submitted_at": datetime.fromtimestamp(entry.created_at, timezone.utc).isoformat() if entry else None,
             }
             try:
                 self.settings.output_dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                errors = [
-                    f"cannot create the output directory {self.settings.output_dir}: {exc.strerror or exc}"
-                ]
+                errors = [f"cannot create the output directory {self.settings.output_dir}: {exc.strerror or exc}"]
             else:
                 results.images, errors = await save_results(
                     self.client,
@@ -235,5 +448,6 @@ class ImageService:
             if errors:
                 results.save_error = "; ".join(errors)
                 log.warning("saving results of %s failed: %s", task.id, results.save_error)
+            await self.journal.record_saved(task.id, urls, [str(i.path) for i in results.images], results.save_error)
             self._results[task.id] = results
             return results

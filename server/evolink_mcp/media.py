@@ -72,9 +72,7 @@ def check_local_image(
                 "operator to add its directory to EVOLINK_ALLOWED_DIRS.",
             )
     if not path.exists():
-        raise InvalidRequestError(
-            f"{param}: file not found: {str(path)!r}.", next_step="Check the path and try again."
-        )
+        raise InvalidRequestError(f"{param}: file not found: {str(path)!r}.", next_step="Check the path and try again.")
     if not path.is_file():
         raise InvalidRequestError(f"{param}: {str(path)!r} is not a file.")
     try:
@@ -186,9 +184,7 @@ async def save_results(
 
     async def fetch(index: int, url: str) -> None:
         try:
-            path, mime, size = await download_image(
-                client, url, directory, f"{base}_{index + 1}", max_bytes=max_bytes
-            )
+            path, mime, size = await download_image(client, url, directory, f"{base}_{index + 1}", max_bytes=max_bytes)
         except (EvolinkError, OSError) as exc:
             errors.append(f"image {index + 1}: {exc}")
             return
@@ -202,9 +198,7 @@ async def save_results(
         **sidecar,
         "task_id": task_id,
         "saved_at": when.isoformat(),
-        "images": [
-            {"path": str(s.path), "url": s.url, "mime_type": s.mime_type, "bytes": s.bytes} for s in images
-        ],
+        "images": [{"path": str(s.path), "url": s.url, "mime_type": s.mime_type, "bytes": s.bytes} for s in images],
     }
     if images:
         data = json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8")

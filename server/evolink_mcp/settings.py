@@ -38,9 +38,7 @@ def default_state_dir() -> Path:
     if sys.platform == "darwin":
         return Path.home() / "Library" / "Application Support" / "evolink-mcp"
     xdg = os.environ.get("XDG_STATE_HOME")
-    return (
-        Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
-    ) / "evolink-mcp"
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state") / "evolink-mcp"
 
 
 @dataclass(frozen=True)
@@ -63,9 +61,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar("EVOLINK_BASE_URL", "base_url", DEFAULT_BASE_URL, "Generation and task API base URL."),
     EnvVar("EVOLINK_FILES_BASE_URL", "files_base_url", DEFAULT_FILES_BASE_URL, "Files API base URL."),
     EnvVar("EVOLINK_DEFAULT_MODEL", "default_model", DEFAULT_MODEL, "Model used when a call names none."),
-    EnvVar(
-        "EVOLINK_CATALOG_FILE", "catalog_file", "(none)", "JSON file adding or overriding catalog models."
-    ),
+    EnvVar("EVOLINK_CATALOG_FILE", "catalog_file", "(none)", "JSON file adding or overriding catalog models."),
     EnvVar(
         "EVOLINK_OUTPUT_DIR",
         "output_dir",
@@ -86,6 +82,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     EnvVar("EVOLINK_SANDBOX", "sandbox", "false", "Run against the built-in sandbox (no key, no network)."),
     EnvVar("EVOLINK_SANDBOX_TASK_SECONDS", "sandbox_task_seconds", "4", "How long a sandbox task takes."),
+    EnvVar(
+        "EVOLINK_MAX_CREDITS_PER_CALL",
+        "max_credits_per_call",
+        "(none)",
+        "Refuse a generation whose estimated credits exceed this; warn when the reserved credits do.",
+    ),
     EnvVar("EVOLINK_MCP_TOKEN", "mcp_token", "(none)", "Bearer token required on the HTTP transports."),
     EnvVar(
         "EVOLINK_MCP_ALLOWED_HOSTS",
@@ -119,6 +121,7 @@ class Settings:
     preview_max_bytes: int = 600_000
     sandbox: bool = False
     sandbox_task_seconds: float = 4.0
+    max_credits_per_call: float | None = None
     mcp_token: SecretStr | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
     allowed_dirs: tuple[Path, ...] = ()
@@ -135,6 +138,8 @@ class Settings:
             raise SettingsError("EVOLINK_WAIT_SECONDS must be 0 or more.")
         if self.preview_max_bytes < 0:
             raise SettingsError("EVOLINK_PREVIEW_MAX_BYTES must be 0 or more.")
+        if self.max_credits_per_call is not None and self.max_credits_per_call <= 0:
+            raise SettingsError("EVOLINK_MAX_CREDITS_PER_CALL must be more than 0.")
         if self.sandbox_task_seconds < 0:
             raise SettingsError("EVOLINK_SANDBOX_TASK_SECONDS must be 0 or more.")
         if not self.output_dir.is_absolute():
@@ -143,9 +148,7 @@ class Settings:
             raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
 
     def __repr__(self) -> str:
-        shown = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")
-        }
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
         return f"Settings(api_key={'set' if self.has_api_key else 'unset'}, {shown})"
 
     @property
@@ -179,7 +182,7 @@ def _env_name(field_name: str) -> str:
 def _convert(var: EnvVar, raw: str) -> Any:
     kind = Settings.__dataclass_fields__[var.field].type
     try:
-        if var.field in ("wait_seconds", "sandbox_task_seconds"):
+        if var.field in ("wait_seconds", "sandbox_task_seconds", "max_credits_per_call"):
             return float(raw)
         if var.field == "preview_max_bytes":
             return int(raw)

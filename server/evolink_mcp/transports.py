@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from mcp.server.mcpserver import MCPServer
+    from .tools import Deps
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def transport_security(host: str, port: int, extra_hosts: tuple[str, ...] = ()) 
     )
 
 
-def build_http_app(server: MCPServer[Any], settings: Settings, *, host: str, port: int) -> ASGIApp:
+def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
     """One ASGI app serving streamable HTTP at /mcp, SSE at /sse (+ /messages/), and /healthz."""
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -92,6 +92,10 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, host: str, por
     from starlette.routing import Route
 
     from . import __version__
+    from .app import build_server, process_resources
+
+    settings = deps.settings
+    server = build_server(deps, manage_process_resources=False)
 
     security = transport_security(host, port, settings.mcp_allowed_hosts)
     streamable = server.streamable_http_app(
@@ -107,7 +111,7 @@ def build_http_app(server: MCPServer[Any], settings: Settings, *, host: str, por
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # Mounted sub-apps' lifespans do not run: the streamable-HTTP session manager is started here.
-        async with server.session_manager.run():
+        async with process_resources(deps), server.session_manager.run():
             yield
 
     app = Starlette(routes=[Route("/healthz", healthz), *streamable.routes, *sse.routes], lifespan=lifespan)
@@ -119,17 +123,17 @@ def check_http_exposure(settings: Settings, host: str) -> None:
     """Refuse to serve a non-loopback interface without a token."""
     if not is_loopback(host) and not (settings.mcp_token and settings.mcp_token.get_secret_value()):
         raise SystemExit(
-            f"Refusing to serve on {host} without a token: set EVOLINK_MCP_TOKEN (or --token), "
-            "or serve on 127.0.0.1."
+            f"Refusing to serve on {host} without a token: set EVOLINK_MCP_TOKEN (or --token), or serve on 127.0.0.1."
         )
 
 
-async def serve_http(server: MCPServer[Any], settings: Settings, *, host: str, port: int) -> None:
+async def serve_http(deps: Deps, *, host: str, port: int) -> None:
     """Serve SSE and streamable HTTP until interrupted."""
     import uvicorn
 
+    settings = deps.settings
     check_http_exposure(settings, host)
-    app = build_http_app(server, settings, host=host, port=port)
+    app = build_http_app(deps, host=host, port=port)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, log_level=settings.log_level.lower(), access_log=False
     )

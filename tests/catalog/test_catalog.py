@@ -192,9 +192,7 @@ def test_the_catalog_as_json_reads_back_as_the_same_models() -> None:
 # --- lookup -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", ["nano-banana-2-lite", "nano-banana-2-lite-beta", "gemini-3.1-flash-lite-image"]
-)
+@pytest.mark.parametrize("name", ["nano-banana-2-lite", "nano-banana-2-lite-beta", "gemini-3.1-flash-lite-image"])
 def test_every_id_of_nano_banana_2_lite_is_accepted(name: str) -> None:
     spec = CATALOG.get(name)
     assert spec is not None

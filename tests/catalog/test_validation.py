@@ -333,9 +333,7 @@ def test_n_outside_the_range_is_refused_with_the_allowed_counts_listed(spec: Mod
 def test_gpt_4o_image_refuses_a_count_between_its_documented_values() -> None:
     spec = CATALOG.get("gpt-4o-image")
     assert spec is not None
-    assert (
-        "Allowed: 1, 2, 4." in error_for(validate_request(spec, GenerationRequest(PROMPT, n=3)), "n").message
-    )
+    assert "Allowed: 1, 2, 4." in error_for(validate_request(spec, GenerationRequest(PROMPT, n=3)), "n").message
 
 
 # --- reference images and masks -----------------------------------------------------------------
@@ -404,9 +402,7 @@ def test_a_local_file_is_accepted_only_where_local_files_are_allowed() -> None:
 
 def test_a_reference_in_an_undocumented_format_only_warns() -> None:
     spec = CATALOG.default
-    problems = validate_request(
-        spec, GenerationRequest(prompt=PROMPT, image_urls=["https://x.example/a.gif"])
-    )
+    problems = validate_request(spec, GenerationRequest(prompt=PROMPT, image_urls=["https://x.example/a.gif"]))
     assert errors_only(problems) == []
     assert [(p.param, p.severity) for p in problems] == [("image_urls", "warning")]
 
@@ -540,9 +536,7 @@ def test_model_params_may_be_given_nested_or_dotted() -> None:
 
 
 def counts_characters(m: ModelSpec) -> bool:
-    return (
-        m.prompt is not None and m.prompt.max is not None and m.prompt.unit in ("characters", "code points")
-    )
+    return m.prompt is not None and m.prompt.max is not None and m.prompt.unit in ("characters", "code points")
 
 
 @models(counts_characters)
@@ -634,9 +628,7 @@ def test_a_public_https_callback_url_is_accepted() -> None:
         "too long",
     ],
 )
-def test_a_callback_url_that_is_not_public_https_within_2048_characters_is_refused(
-    url: str, expected: str
-) -> None:
+def test_a_callback_url_that_is_not_public_https_within_2048_characters_is_refused(url: str, expected: str) -> None:
     req = GenerationRequest(prompt=PROMPT, callback_url=url)
     problem = error_for(validate_request(CATALOG.default, req), "callback_url")
     assert expected in problem.message
@@ -715,9 +707,7 @@ def test_gpt_image_2_sends_its_tier_in_resolution_and_its_render_level_in_qualit
 
 def test_model_params_extras_are_nested_and_other_extras_stay_top_level() -> None:
     gemini = CATALOG.default
-    req = GenerationRequest(
-        PROMPT, extra={"model_params.thinking_level": "high", "model_params": {"web_search": True}}
-    )
+    req = GenerationRequest(PROMPT, extra={"model_params.thinking_level": "high", "model_params": {"web_search": True}})
     assert validate_request(gemini, req) == []
     assert build_body(gemini, req)["model_params"] == {"thinking_level": "high", "web_search": True}
     qwen = CATALOG.get("qwen-image-3.0")

@@ -18,9 +18,7 @@ def test_generate_saves_a_16_9_png_with_its_sidecar_and_prints_only_the_path(
 ) -> None:
     out = tmp_path / "images"
 
-    finished = run_cli(
-        env, "generate", "a red fox in the snow", "--sandbox", "--out", str(out), "--size", "16:9"
-    )
+    finished = run_cli(env, "generate", "a red fox in the snow", "--sandbox", "--out", str(out), "--size", "16:9")
 
     assert finished.returncode == 0, finished.stderr
     printed = finished.stdout.splitlines()
@@ -51,14 +49,10 @@ def test_generate_with_an_invalid_size_exits_2_listing_the_allowed_sizes_and_cre
 
 
 @pytest.mark.slow
-def test_generate_of_a_task_that_fails_exits_1_with_the_reason_on_stderr(
-    tmp_path: Path, env: dict[str, str]
-) -> None:
+def test_generate_of_a_task_that_fails_exits_1_with_the_reason_on_stderr(tmp_path: Path, env: dict[str, str]) -> None:
     out = tmp_path / "images"
 
-    finished = run_cli(
-        env, "generate", "a fox [sandbox:fail=content_policy_violation]", "--sandbox", "--out", str(out)
-    )
+    finished = run_cli(env, "generate", "a fox [sandbox:fail=content_policy_violation]", "--sandbox", "--out", str(out))
 
     assert finished.returncode == 1
     assert finished.stdout == ""

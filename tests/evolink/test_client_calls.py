@@ -101,18 +101,13 @@ async def test_a_file_upload_is_sent_as_a_multipart_stream_with_its_fields(
     source = tmp_path / "reference.png"
     source.write_bytes(png_bytes() + bytes(3 * 1024 * 1024))
 
-    uploaded = await client.upload_file(
-        source, upload_path="refs", file_name="renamed.png", mime_type="image/png"
-    )
+    uploaded = await client.upload_file(source, upload_path="refs", file_name="renamed.png", mime_type="image/png")
 
     assert uploaded.file_name == "renamed.png" and uploaded.upload_path == "refs"
     assert uploaded.file_size == source.stat().st_size
     [entry] = sandbox.state.requests("files/upload/stream")
     assert (entry.header("content-type") or "").startswith("multipart/form-data; boundary=")
-    assert (
-        entry.header("content-length") is not None
-        and int(entry.header("content-length") or 0) > 3 * 1024 * 1024
-    )
+    assert entry.header("content-length") is not None and int(entry.header("content-length") or 0) > 3 * 1024 * 1024
     assert sandbox.state.files.get(uploaded.file_id) is not None
 
 
@@ -129,9 +124,7 @@ async def test_a_url_upload_asks_the_service_to_fetch_a_public_url(
     assert entry.body == {"file_url": original.file_url, "file_name": "copy.png", "upload_path": "copies"}
 
 
-async def test_listing_reads_pages_and_keeps_unknown_fields(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_listing_reads_pages_and_keeps_unknown_fields(client: EvolinkClient, sandbox: SandboxServer) -> None:
     for index in range(3):
         await client.upload_base64(base64.b64encode(png_bytes()).decode(), file_name=f"{index}.png")
 
@@ -195,9 +188,7 @@ async def test_a_caller_supplied_httpx_client_still_sends_the_evolink_mcp_user_a
     assert agents == [f"evolink-mcp/{__version__}"] * 2
 
 
-async def test_a_download_streams_the_result_without_the_api_key(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_a_download_streams_the_result_without_the_api_key(client: EvolinkClient, sandbox: SandboxServer) -> None:
     task = await wait_until_terminal(client, (await client.submit_generation(generation())).id)
     sink = io.BytesIO()
 
@@ -211,9 +202,7 @@ async def test_a_download_streams_the_result_without_the_api_key(
     assert all(e.header("authorization") == "Bearer [redacted]" for e in sandbox.state.requests("tasks"))
 
 
-async def test_a_download_retried_after_a_503_restarts_the_sink(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_a_download_retried_after_a_503_restarts_the_sink(client: EvolinkClient, sandbox: SandboxServer) -> None:
     uploaded = await client.upload_base64(base64.b64encode(png_bytes()).decode())
     sink = io.BytesIO(b"stale bytes from an earlier attempt")
     sandbox.state.fail_next("downloads", 503)

@@ -234,9 +234,7 @@ async def test_a_storage_failure_is_an_internal_server_error_with_code_50001(
 async def test_a_200_answer_with_success_false_is_an_error_by_its_envelope_code(
     one_shot: EvolinkClient, sandbox: SandboxServer, code: int, error_class: type[APIStatusError]
 ) -> None:
-    sandbox.state.fail_next(
-        "files/quota", 200, body={"success": False, "code": code, "msg": "no", "data": None}
-    )
+    sandbox.state.fail_next("files/quota", 200, body={"success": False, "code": code, "msg": "no", "data": None})
 
     with pytest.raises(APIStatusError) as caught:
         await one_shot.get_quota()
@@ -302,9 +300,7 @@ async def test_the_api_key_never_appears_in_the_client_repr_errors_or_log_record
             lambda: client.get_task(TASK_ID),
             lambda: client.submit_generation(generation()),
             lambda: client.upload_base64(base64.b64encode(png_bytes()).decode()),
-            lambda: client.download(
-                f"{sandbox.base_url}/results/{TASK_ID}/0.png", io.BytesIO(), max_bytes=10
-            ),
+            lambda: client.download(f"{sandbox.base_url}/results/{TASK_ID}/0.png", io.BytesIO(), max_bytes=10),
             lambda: offline.submit_generation(generation()),
             lambda: offline.get_quota(),
         ]

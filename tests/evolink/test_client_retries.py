@@ -51,9 +51,7 @@ async def test_a_rate_limited_poll_is_retried_after_the_retry_after_seconds(
     assert 0.95 <= gap < 2.0
 
 
-async def test_a_retry_after_given_as_an_http_date_is_honoured(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_a_retry_after_given_as_an_http_date_is_honoured(client: EvolinkClient, sandbox: SandboxServer) -> None:
     task = await client.submit_generation(generation())
     # HTTP dates have whole seconds: two seconds past the current second is 1-2 s away.
     moment = math.floor(time.time()) + 2
@@ -153,9 +151,7 @@ async def test_a_connection_dropped_before_a_submission_was_processed_is_not_ret
     assert sandbox.state.tasks == {}
 
 
-async def test_insufficient_credits_on_submit_is_not_retried(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_insufficient_credits_on_submit_is_not_retried(client: EvolinkClient, sandbox: SandboxServer) -> None:
     sandbox.state.fail_next("generations", 402, count=3)
 
     with pytest.raises(InsufficientCreditsError) as caught:
@@ -229,9 +225,7 @@ async def test_a_poll_whose_answer_was_lost_is_retried(client: EvolinkClient, sa
     assert [e.dropped for e in sandbox.state.requests("tasks")] == ["after", None]
 
 
-async def test_a_poll_answered_500_is_retried_up_to_max_attempts(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_a_poll_answered_500_is_retried_up_to_max_attempts(client: EvolinkClient, sandbox: SandboxServer) -> None:
     sandbox.state.fail_next("tasks", 500, count=10)
 
     with pytest.raises(InternalServerError):
@@ -240,9 +234,7 @@ async def test_a_poll_answered_500_is_retried_up_to_max_attempts(
     assert len(sandbox.state.requests("tasks")) == 3
 
 
-async def test_listing_files_is_retried_after_a_server_error(
-    client: EvolinkClient, sandbox: SandboxServer
-) -> None:
+async def test_listing_files_is_retried_after_a_server_error(client: EvolinkClient, sandbox: SandboxServer) -> None:
     sandbox.state.fail_next("files/list", 500)
 
     await client.list_files()

@@ -65,9 +65,7 @@ def test_unknown_fields_are_kept_at_every_level_instead_of_breaking_the_parse() 
 
 
 def test_file_models_keep_unknown_fields() -> None:
-    uploaded = UploadedFile.model_validate(
-        {"file_id": "f1", "file_url": "https://x/f1.png", "checksum": "abc"}
-    )
+    uploaded = UploadedFile.model_validate({"file_id": "f1", "file_url": "https://x/f1.png", "checksum": "abc"})
     listing = FileList.model_validate(
         {"total": 1, "page": 1, "files": [{"file_id": "f1", "mime_type": "image/png", "file_url": "u"}]}
     )
@@ -119,9 +117,7 @@ def test_result_urls_are_read_from_both_results_and_result_data(
         ("expired", True, False),
     ],
 )
-def test_any_status_other_than_pending_or_processing_is_terminal(
-    status: str, terminal: bool, succeeded: bool
-) -> None:
+def test_any_status_other_than_pending_or_processing_is_terminal(status: str, terminal: bool, succeeded: bool) -> None:
     task = Task.model_validate({**CREATED, "status": status})
 
     assert (task.status, task.is_terminal, task.succeeded) == (status, terminal, succeeded)
@@ -147,9 +143,7 @@ def test_a_task_error_code_may_be_a_string_an_int_or_missing(code: str | int | N
         (None, True),
     ],
 )
-def test_task_failure_advice_knows_which_codes_are_worth_retrying(
-    code: str | int | None, retryable: bool
-) -> None:
+def test_task_failure_advice_knows_which_codes_are_worth_retrying(code: str | int | None, retryable: bool) -> None:
     advice = task_failure_advice(code)
 
     assert advice.retryable is retryable
@@ -169,9 +163,7 @@ def test_task_failure_advice_knows_which_codes_are_worth_retrying(
         (599, None, InternalServerError),
     ],
 )
-def test_error_codes_are_accepted_as_ints_or_strings(
-    status: int, code: int | str | None, expected: type
-) -> None:
+def test_error_codes_are_accepted_as_ints_or_strings(status: int, code: int | str | None, expected: type) -> None:
     assert error_class_for(status, code) is expected
 
 

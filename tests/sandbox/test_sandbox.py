@@ -37,9 +37,7 @@ async def api(sandbox: SandboxServer) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def submit(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
-    response = await api.post(
-        "/v1/images/generations", json={"model": "nano-banana-2", "prompt": "a fox", **body}
-    )
+    response = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "a fox", **body})
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -172,9 +170,7 @@ async def test_a_4k_image_renders_quickly_and_is_served_from_the_cache_afterward
 
 
 async def test_an_invalid_size_is_refused_with_400_naming_the_size_param(api: httpx.AsyncClient) -> None:
-    response = await api.post(
-        "/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x", "size": "7:5"}
-    )
+    response = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x", "size": "7:5"})
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -248,9 +244,7 @@ async def test_valid_nested_model_params_and_public_reference_urls_are_accepted(
 
 
 async def test_a_body_that_is_not_a_json_object_is_400(api: httpx.AsyncClient) -> None:
-    response = await api.post(
-        "/v1/images/generations", content=b"[1, 2]", headers={"content-type": "application/json"}
-    )
+    response = await api.post("/v1/images/generations", content=b"[1, 2]", headers={"content-type": "application/json"})
 
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -261,9 +255,7 @@ async def test_a_body_that_is_not_a_json_object_is_400(api: httpx.AsyncClient) -
 
 async def test_requests_without_a_key_are_401_in_each_api_envelope(sandbox: SandboxServer) -> None:
     async with httpx.AsyncClient(base_url=sandbox.base_url) as anonymous:
-        generation = await anonymous.post(
-            "/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"}
-        )
+        generation = await anonymous.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
         task = await anonymous.get("/v1/tasks/task-unified-1-abcdefgh", headers={"Authorization": "Bearer"})
         quota = await anonymous.get("/api/v1/files/quota")
 
@@ -274,9 +266,7 @@ async def test_requests_without_a_key_are_401_in_each_api_envelope(sandbox: Sand
     assert sandbox.state.tasks == {}
 
 
-async def test_with_a_configured_key_only_that_key_is_accepted(
-    api: httpx.AsyncClient, sandbox: SandboxServer
-) -> None:
+async def test_with_a_configured_key_only_that_key_is_accepted(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
     sandbox.state.configure(api_key="the-right-key")
 
     wrong = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
@@ -317,9 +307,7 @@ async def test_a_status_marker_ends_the_task_in_that_unknown_status(api: httpx.A
     assert "results" not in done and "error" not in done
 
 
-async def test_an_expired_task_answers_404_naming_task_id(
-    api: httpx.AsyncClient, sandbox: SandboxServer
-) -> None:
+async def test_an_expired_task_answers_404_naming_task_id(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
     created = await submit(api)
     done = await wait_until_done(api, created["id"])
     sandbox.state.expire(created["id"])
@@ -425,15 +413,11 @@ async def test_a_stream_upload_is_copied_in_chunks_and_large_files_are_accepted(
     assert response.json()["data"]["file_size"] == size
 
 
-async def test_a_file_over_the_size_cap_is_refused_with_40001(
-    api: httpx.AsyncClient, sandbox: SandboxServer
-) -> None:
+async def test_a_file_over_the_size_cap_is_refused_with_40001(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
     sandbox.state.configure(max_file_bytes=1024 * 1024)
     data = png_bytes() + bytes(1024 * 1024)
 
-    streamed = await api.post(
-        "/api/v1/files/upload/stream", files={"file": ("big.png", ChunkedFile(data, len(data)))}
-    )
+    streamed = await api.post("/api/v1/files/upload/stream", files={"file": ("big.png", ChunkedFile(data, len(data)))})
     encoded = await upload_base64(api, data)
 
     for response in (streamed, encoded):
@@ -690,13 +674,9 @@ async def test_faults_can_be_scripted_and_the_log_read_over_http(
             "/_sandbox/faults",
             json={"kind": "status", "endpoint": "generations", "status": 503, "retry_after": "2"},
         )
-        dropped = await control.post(
-            "/_sandbox/faults", json={"kind": "drop", "endpoint": "tasks", "when": "before"}
-        )
+        dropped = await control.post("/_sandbox/faults", json={"kind": "drop", "endpoint": "tasks", "when": "before"})
         slow = await control.post("/_sandbox/faults", json={"kind": "latency", "endpoint": "files", "ms": 1})
-        bad = await control.post(
-            "/_sandbox/faults", json={"kind": "status", "endpoint": "nowhere", "status": 500}
-        )
+        bad = await control.post("/_sandbox/faults", json={"kind": "status", "endpoint": "nowhere", "status": 500})
         listed = (await control.get("/_sandbox/faults")).json()
 
         refused = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
@@ -713,9 +693,7 @@ async def test_faults_can_be_scripted_and_the_log_read_over_http(
     assert sandbox.state.faults == []
 
 
-async def test_reset_forgets_tasks_files_faults_and_the_log(
-    api: httpx.AsyncClient, sandbox: SandboxServer
-) -> None:
+async def test_reset_forgets_tasks_files_faults_and_the_log(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
     await submit(api)
     await upload_base64(api, png_bytes())
     sandbox.state.fail_next("tasks", 500)
@@ -734,9 +712,7 @@ async def test_a_url_upload_treats_every_loopback_spelling_of_the_sandbox_as_its
     stored = (await upload_base64(api, png_bytes(), file_name="orig.png")).json()["data"]
     localhost_url = stored["file_url"].replace("127.0.0.1", "localhost")
 
-    response = await api.post(
-        "/api/v1/files/upload/url", json={"file_url": localhost_url, "file_name": "b.png"}
-    )
+    response = await api.post("/api/v1/files/upload/url", json={"file_url": localhost_url, "file_name": "b.png"})
 
     assert response.json()["success"] is True, response.text
 

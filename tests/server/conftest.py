@@ -167,9 +167,7 @@ async def mcp(
 def make_png(tmp_path: Path) -> Callable[..., Path]:
     """Write a small PNG: `make_png("refs/a.png", color=(255, 0, 0))` -> its absolute path."""
 
-    def make(
-        name: str = "reference.png", *, size: tuple[int, int] = (64, 48), color: Any = (200, 30, 30)
-    ) -> Path:
+    def make(name: str = "reference.png", *, size: tuple[int, int] = (64, 48), color: Any = (200, 30, 30)) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()

@@ -37,9 +37,7 @@ async def test_list_models_filters_by_mode_and_can_leave_out_beta_models(
     assert sandbox.state.requests() == []  # the catalog is local: listing it is free
 
 
-async def test_list_models_without_filters_lists_every_model_with_its_limits(
-    mcp: Session, deps: Deps
-) -> None:
+async def test_list_models_without_filters_lists_every_model_with_its_limits(mcp: Session, deps: Deps) -> None:
     result = await mcp.call("list_models", {})
 
     data = mcp.data(result)
@@ -70,9 +68,7 @@ async def test_one_model_resource_answers_by_id_or_alias(name: str, mcp: Session
 
 
 async def test_an_unknown_model_resource_is_an_error_suggesting_the_nearest_id(mcp: Session) -> None:
-    with pytest.raises(
-        MCPError, match=r"Unknown model 'nano-banana-prox'\. Did you mean 'nano-banana-pro'\?"
-    ):
+    with pytest.raises(MCPError, match=r"Unknown model 'nano-banana-prox'\. Did you mean 'nano-banana-pro'\?"):
         await mcp.client.read_resource("evolink://models/nano-banana-prox")
 
 

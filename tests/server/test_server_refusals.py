@@ -37,9 +37,7 @@ REFUSALS = [
     pytest.param({"quality": "8K"}, "quality", ["'8K'", "Allowed: 0.5K, 1K, 2K, 4K"], id="bad-quality"),
     pytest.param({"model": "gpt-image-1", "n": 5}, "n", ["n=5", "Allowed: 1-4"], id="n-out-of-range"),
     pytest.param({"n": 2}, "n", ["n=2", "Allowed: 1"], id="n-on-a-single-image-model"),
-    pytest.param(
-        {"image_urls": [REF] * 15}, "image_urls", ["at most 14", "got 15"], id="too-many-references"
-    ),
+    pytest.param({"image_urls": [REF] * 15}, "image_urls", ["at most 14", "got 15"], id="too-many-references"),
     pytest.param(
         {"extra": {"foo": 1}},
         "extra.foo",
@@ -58,9 +56,7 @@ REFUSALS = [
         ["takes no mask", "inpaint", "gpt-image-2"],
         id="mask-on-a-model-without-masks",
     ),
-    pytest.param(
-        {"callback_url": "http://example.com/hook"}, "callback_url", ["https://"], id="http-callback-url"
-    ),
+    pytest.param({"callback_url": "http://example.com/hook"}, "callback_url", ["https://"], id="http-callback-url"),
 ]
 
 
@@ -87,9 +83,7 @@ async def test_an_invalid_generation_is_refused_with_the_parameter_and_its_allow
     ("make_ref", "says"),
     [
         pytest.param(lambda tmp: str(tmp / "missing.png"), "file not found", id="missing-file"),
-        pytest.param(
-            lambda tmp: str(tmp / "notes.txt"), "is not a JPEG, PNG, GIF or WebP image", id="not-an-image"
-        ),
+        pytest.param(lambda tmp: str(tmp / "notes.txt"), "is not a JPEG, PNG, GIF or WebP image", id="not-an-image"),
         pytest.param(lambda tmp: "pictures/cat.png", "relative path", id="relative-path"),
     ],
 )
@@ -153,7 +147,7 @@ async def test_without_an_api_key_tools_are_listed_but_calls_say_how_to_set_it_a
     server_for: ServerFor, connect: Connect, sandbox: SandboxServer
 ) -> None:
     async with connect(server_for(api_key=None)) as mcp:
-        assert len(await mcp.tools()) == 6
+        assert len(await mcp.tools()) == 7
         assert not (await mcp.call("list_models", {})).is_error
 
         generated = await mcp.call("generate_image", {"prompt": "a kite"})
@@ -178,15 +172,13 @@ async def test_out_of_credits_on_submit_is_insufficient_credits_and_charged_no(
 
     assert result.is_error
     data = mcp.data(result)
-    assert (
-        data["category"] == "insufficient_credits" and data["charged"] == "no" and data["retryable"] is False
-    )
+    assert data["category"] == "insufficient_credits" and data["charged"] == "no" and data["retryable"] is False
     assert "billing" in data["next_step"] and "Charged: no" in mcp.text(result)
     assert len(sandbox.state.requests("generations")) == 1
     assert sandbox.state.requests("tasks") == []
 
 
-async def test_a_server_error_on_submit_is_charged_unknown_and_returns_the_idempotency_key_it_sent(
+async def test_a_server_error_on_submit_is_charged_unknown_and_returns_the_client_request_id_it_sent(
     mcp: Session, sandbox: SandboxServer
 ) -> None:
     sandbox.state.fail_next("generations", 500)
@@ -197,8 +189,8 @@ async def test_a_server_error_on_submit_is_charged_unknown_and_returns_the_idemp
     data = mcp.data(result)
     assert data["charged"] == "unknown" and data["retryable"] is False
     (submitted,) = sandbox.state.requests("generations")  # never resent blindly: it may have been billed
-    assert data["idempotency_key"] == submitted.header("idempotency-key")
-    assert data["idempotency_key"] in mcp.text(result) and "Charged: unknown" in mcp.text(result)
+    assert data["client_request_id"] == submitted.header("idempotency-key")
+    assert data["client_request_id"] in mcp.text(result) and "Charged: unknown" in mcp.text(result)
 
 
 async def test_a_rejected_api_key_is_an_authentication_error_and_charged_no(
@@ -222,9 +214,7 @@ async def test_an_upstream_error_echoing_the_api_key_reaches_the_agent_redacted(
         403,
         body={"error": {"code": 403, "type": "permission_error", "message": echo, "param": "model"}},
     )
-    sandbox.state.fail_next(
-        "files/upload/url", 200, body={"success": False, "code": 400, "msg": echo, "data": None}
-    )
+    sandbox.state.fail_next("files/upload/url", 200, body={"success": False, "code": 400, "msg": echo, "data": None})
 
     generated = await mcp.call("generate_image", {"prompt": "a castle"})  # Session.call: no key in the result
     uploaded = await mcp.call("upload_file", {"file_url": f"{sandbox.base_url}/files/x/y.png"})

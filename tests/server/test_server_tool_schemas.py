@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
-TOOLS = ["generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file"]
+TOOLS = ["generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file", "list_tasks"]
 
 # name -> (readOnly, destructive, idempotent, openWorld)
 ANNOTATIONS = {
@@ -37,6 +37,7 @@ ANNOTATIONS = {
     "list_models": (True, False, True, False),  # the local catalog
     "list_files": (True, False, True, True),
     "delete_file": (False, True, True, True),
+    "list_tasks": (True, False, True, False),  # the local journal
 }
 
 

@@ -36,9 +36,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
     )
     argv = evolink_argv("serve", "--transport", "streamable-http", "--port", str(port), "--sandbox")
     with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_answering(f"{base_url}/healthz", process, log)

@@ -54,9 +54,7 @@ async def streamable_http_session(server: HttpServer) -> AsyncIterator[Client]:
 
 @asynccontextmanager
 async def sse_session(server: HttpServer) -> AsyncIterator[Client]:
-    async with Client(
-        sse_client(f"{server.base_url}/sse", headers=server.auth, sse_read_timeout=60.0)
-    ) as client:
+    async with Client(sse_client(f"{server.base_url}/sse", headers=server.auth, sse_read_timeout=60.0)) as client:
         yield client
 
 
@@ -75,17 +73,13 @@ def test_healthz_answers_without_a_token(http_server: HttpServer) -> None:
     [None, "Bearer wrong-token", f"Bearer {MCP_TOKEN[:-1]}", f"Basic {MCP_TOKEN}", MCP_TOKEN],
     ids=["missing", "wrong", "truncated", "basic-scheme", "no-scheme"],
 )
-@pytest.mark.parametrize(
-    ("method", "path"), [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=0")]
-)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=0")])
 def test_requests_without_the_right_token_get_401_with_a_bearer_challenge(
     http_server: HttpServer, authorization: str | None, method: str, path: str
 ) -> None:
     headers = dict(MCP_HEADERS, **({"Authorization": authorization} if authorization else {}))
 
-    response = httpx.request(
-        method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5
-    )
+    response = httpx.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -128,9 +122,7 @@ async def test_generate_image_saves_the_image_and_reports_progress_over_each_htt
 def test_a_foreign_host_header_is_refused(http_server: HttpServer, method: str, path: str) -> None:
     headers = {**MCP_HEADERS, **http_server.auth, "Host": "evil.example"}
 
-    response = httpx.request(
-        method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5
-    )
+    response = httpx.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 421
 
@@ -139,9 +131,7 @@ def test_a_foreign_host_header_is_refused(http_server: HttpServer, method: str, 
 def test_a_foreign_origin_is_refused(http_server: HttpServer, method: str, path: str) -> None:
     headers = {**MCP_HEADERS, **http_server.auth, "Origin": "http://evil.example"}
 
-    response = httpx.request(
-        method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5
-    )
+    response = httpx.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 403
 
@@ -219,9 +209,7 @@ async def test_generate_image_refuses_a_reference_path_outside_evolink_allowed_d
     outside = write_png(tmp_path / "reference.png")
 
     async with streamable_http_session(http_server) as client:
-        result = await client.call_tool(
-            "generate_image", {"prompt": "make it blue", "image_urls": [str(outside)]}
-        )
+        result = await client.call_tool("generate_image", {"prompt": "make it blue", "image_urls": [str(outside)]})
 
     assert result.is_error
     assert "EVOLINK_ALLOWED_DIRS" in text_of(result)

@@ -157,9 +157,7 @@ async def test_stdout_carries_only_json_rpc_messages_from_start_to_exit_even_at_
     assert called["result"]["isError"] is False
     assert any(m.get("method") == "notifications/progress" for m in messages)
     assert exit_code == 0
-    assert (
-        "DEBUG" in (tmp_path / "stderr.log").read_text()
-    )  # the logs went to stderr, at their most talkative
+    assert "DEBUG" in (tmp_path / "stderr.log").read_text()  # the logs went to stderr, at their most talkative
 
 
 async def test_without_a_key_tools_are_listed_and_generate_image_says_how_to_set_evolink_api_key(
@@ -193,9 +191,7 @@ async def test_the_api_key_never_appears_in_what_the_stdio_server_prints_or_save
     reference = write_png(tmp_path / "reference.png")
 
     async with stdio_session(env, tmp_path / "stderr.log") as client:
-        generated = await client.call_tool(
-            "generate_image", {"prompt": "a red fox", "image_urls": [str(reference)]}
-        )
+        generated = await client.call_tool("generate_image", {"prompt": "a red fox", "image_urls": [str(reference)]})
         uploaded = await client.call_tool("upload_file", {"file_path": str(reference)})
         unknown = await client.call_tool("check_task", {"task_id": "task-that-does-not-exist"})
 

@@ -20,7 +20,7 @@ STOP_TIMEOUT = 10.0
 TASK_SECONDS = "0.05"
 SECRET_KEY = "sk-test-SECRET-7f3c9a1e5b2d4c6e8a0f"
 MCP_TOKEN = "mcp-token-3b8e1d9f4a6c2e7b"
-TOOLS = {"generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file"}
+TOOLS = {"generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file", "list_tasks"}
 
 
 def evolink_argv(*args: str) -> list[str]:
@@ -65,9 +65,7 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) 
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}"
-            )
+            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
         try:
             httpx.get(url, timeout=2.0)
             return

@@ -163,8 +163,7 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
         problems.append(
             Problem(
                 "prompt",
-                f"prompt is {encoded} bytes in UTF-8; {spec.id} accepts at most {rule.max_bytes_utf8}. "
-                "Shorten it.",
+                f"prompt is {encoded} bytes in UTF-8; {spec.id} accepts at most {rule.max_bytes_utf8}. Shorten it.",
                 f"{encoded} bytes",
                 [f"<= {rule.max_bytes_utf8} bytes"],
             )
@@ -174,8 +173,7 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
         problems.append(
             Problem(
                 "prompt",
-                f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, "
-                "so it may be refused.",
+                f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, so it may be refused.",
                 f"{length} characters",
                 severity="warning",
             )
@@ -352,10 +350,7 @@ def _check_reference(spec: ModelSpec, param: str, ref: str, allow_local: bool) -
             ]
         return []
     if kind == "data":
-        why = (
-            "data: URLs are not accepted; upload the image with upload_file (base64_data) "
-            "and use its file_url."
-        )
+        why = "data: URLs are not accepted; upload the image with upload_file (base64_data) and use its file_url."
     elif kind == "local":
         why = "local files are not accepted here; upload it with upload_file and use its file_url."
     else:
@@ -422,9 +417,7 @@ def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) ->
             )
         else:
             if not refs:
-                problems.append(
-                    Problem("mask_url", "mask_url needs the image to edit in image_urls.", req.mask_url)
-                )
+                problems.append(Problem("mask_url", "mask_url needs the image to edit in image_urls.", req.mask_url))
             problems += _check_reference(spec, "mask_url", req.mask_url, allow_local)
     return problems
 
@@ -511,9 +504,7 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
             )
         ]
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if is_number and (
-        (rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max)
-    ):
+    if is_number and ((rule.min is not None and value < rule.min) or (rule.max is not None and value > rule.max)):
         low = _number(rule.min) if rule.min is not None else None
         high = _number(rule.max) if rule.max is not None else None
         bounds = f"{low}-{high}" if low and high else f">= {low}" if low else f"<= {high}"
@@ -540,8 +531,7 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
             return [
                 Problem(
                     param,
-                    f"{param} needs the fields {', '.join(rule.required_fields)}; missing "
-                    f"{', '.join(missing)}.",
+                    f"{param} needs the fields {', '.join(rule.required_fields)}; missing {', '.join(missing)}.",
                     value,
                     rule.required_fields,
                 )
@@ -569,9 +559,7 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
     for key, value in flat.items():
         if key in OWN_PARAMETERS:
             problems.append(
-                Problem(
-                    f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.", value
-                )
+                Problem(f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.", value)
             )
             continue
         if key == "model_params":
@@ -595,8 +583,7 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
             problems.append(
                 Problem(
                     f"extra.{key}",
-                    f"{spec.id} does not take extra.{key}.{hint} "
-                    f"Extra parameters for {spec.id}: {allowed_text}.",
+                    f"{spec.id} does not take extra.{key}.{hint} Extra parameters for {spec.id}: {allowed_text}.",
                     value,
                     known,
                 )
@@ -609,11 +596,7 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
                 Problem(
                     f"extra.{key}",
                     f"{spec.id} needs extra.{key} ({rule.type})"
-                    + (
-                        " — the id of an earlier task whose image it works on."
-                        if key.endswith("task_id")
-                        else "."
-                    ),
+                    + (" — the id of an earlier task whose image it works on." if key.endswith("task_id") else "."),
                     None,
                     rule.enum or [rule.type],
                 )
@@ -621,9 +604,7 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def validate_request(
-    spec: ModelSpec, req: GenerationRequest, *, allow_local_files: bool = True
-) -> list[Problem]:
+def validate_request(spec: ModelSpec, req: GenerationRequest, *, allow_local_files: bool = True) -> list[Problem]:
     """Every problem with `req` for `spec`: errors (refuse before sending) and warnings (send anyway)."""
     return [
         *_check_prompt(spec, req.prompt),
@@ -654,9 +635,7 @@ def build_body(spec: ModelSpec, req: GenerationRequest) -> dict[str, Any]:
     if req.quality is not None:
         body["quality"] = canonical_choice(req.quality, spec.quality_values()) or req.quality
     if req.resolution is not None and spec.resolution is not None:
-        body[spec.resolution.param] = (
-            canonical_choice(req.resolution, spec.resolution.values) or req.resolution
-        )
+        body[spec.resolution.param] = canonical_choice(req.resolution, spec.resolution.values) or req.resolution
     if req.n is not None and spec.n is not None:
         body["n"] = req.n
     if req.image_urls:

@@ -240,13 +240,9 @@ class EvolinkClient:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 sent = False
                 cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
-                error: EvolinkError = cls(
-                    f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__})."
-                )
+                error: EvolinkError = cls(f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__}).")
             except httpx.TimeoutException as exc:
-                error = APITimeoutError(
-                    f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__})."
-                )
+                error = APITimeoutError(f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__}).")
             except httpx.TransportError as exc:
                 error = APIConnectionError(
                     f"{what}: the connection to {self._host_of(exc)} broke ({type(exc).__name__})."
@@ -354,8 +350,7 @@ class EvolinkClient:
             response = await self._with_retries(attempt, mode="idempotent", what=what)
         except NotFoundError as exc:
             exc.next_step = (
-                "The task id is unknown or has expired. Check the id; list_tasks shows the tasks this server "
-                "submitted."
+                "The task id is unknown or has expired. Check the id; list_tasks shows the tasks this server submitted."
             )
             raise
         return self._parse(Task, await self._json(response, what), response, what)
@@ -442,9 +437,7 @@ class EvolinkClient:
         )
 
     async def get_quota(self) -> FileQuota:
-        return await self._files_call(
-            "GET", "quota", FileQuota, mode="idempotent", what="Reading the file quota"
-        )
+        return await self._files_call("GET", "quota", FileQuota, mode="idempotent", what="Reading the file quota")
 
     async def delete_file(self, file_id: str) -> None:
         if not file_id or any(c in file_id for c in "/?#\\"):
@@ -458,9 +451,7 @@ class EvolinkClient:
     async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> str | None:
         """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`."""
         if urlsplit(url).scheme not in ("http", "https"):
-            raise BadRequestError(
-                f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url"
-            )
+            raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
         timeout = self.timeouts.httpx(read=self.timeouts.download_read)
         content_type: str | None = None
 

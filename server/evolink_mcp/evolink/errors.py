@@ -46,22 +46,16 @@ class EvolinkError(Exception):
 
 class ConfigurationError(EvolinkError):
     category = "configuration"
-    default_next_step = (
-        "Set EVOLINK_API_KEY (get a key at https://evolink.ai), or run with --sandbox to try it."
-    )
+    default_next_step = "Set EVOLINK_API_KEY (get a key at https://evolink.ai), or run with --sandbox to try it."
 
 
 class InvalidRequestError(EvolinkError):
     """We refused the request before sending anything: nothing was charged."""
 
     category = "invalid_request"
-    default_next_step = (
-        "Fix the parameters named above and call again; list_models shows each model's limits."
-    )
+    default_next_step = "Fix the parameters named above and call again; list_models shows each model's limits."
 
-    def __init__(
-        self, message: str, *, problems: list[Any] | None = None, next_step: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, problems: list[Any] | None = None, next_step: str | None = None) -> None:
         super().__init__(message, next_step=next_step)
         self.problems = list(problems or [])
         self.sent = False
@@ -74,6 +68,13 @@ class InvalidRequestError(EvolinkError):
                 for p in self.problems
             ]
         return data
+
+
+class SpendingCapError(InvalidRequestError):
+    """The request would cost more than the configured cap: refused before sending."""
+
+    category = "spending_cap"
+    default_next_step = "Raise max_credits (or EVOLINK_MAX_CREDITS_PER_CALL), or ask for less."
 
 
 class APIStatusError(EvolinkError):
@@ -119,9 +120,7 @@ class APIStatusError(EvolinkError):
 
 class BadRequestError(APIStatusError):
     category = "invalid_request"
-    default_next_step = (
-        "Fix the parameter named in the message; list_models shows each model's allowed values."
-    )
+    default_next_step = "Fix the parameter named in the message; list_models shows each model's allowed values."
 
 
 class AuthenticationError(APIStatusError):
@@ -278,37 +277,23 @@ _TASK_FAILURES: dict[str, TaskFailureAdvice] = {
     "content_policy_violation": TaskFailureAdvice(
         False, "Rephrase the prompt: no NSFW content, violence or real people's names."
     ),
-    "invalid_parameters": TaskFailureAdvice(
-        False, "Check the values against the model's limits (list_models)."
-    ),
-    "image_dimension_mismatch": TaskFailureAdvice(
-        False, "Resize the input image to the requested aspect ratio."
-    ),
+    "invalid_parameters": TaskFailureAdvice(False, "Check the values against the model's limits (list_models)."),
+    "image_dimension_mismatch": TaskFailureAdvice(False, "Resize the input image to the requested aspect ratio."),
     "image_processing_error": TaskFailureAdvice(
         False, "Check the input image: JPEG, PNG or WebP, within the size limit, and its URL reachable."
     ),
-    "request_cancelled": TaskFailureAdvice(
-        False, "The task was cancelled; submit again if that was unintended."
-    ),
-    "model_unavailable": TaskFailureAdvice(
-        False, "The model is unavailable: pick another model (list_models)."
-    ),
-    "generation_timeout": TaskFailureAdvice(
-        True, "Generation timed out: try again, perhaps with a simpler prompt."
-    ),
+    "request_cancelled": TaskFailureAdvice(False, "The task was cancelled; submit again if that was unintended."),
+    "model_unavailable": TaskFailureAdvice(False, "The model is unavailable: pick another model (list_models)."),
+    "generation_timeout": TaskFailureAdvice(True, "Generation timed out: try again, perhaps with a simpler prompt."),
     "quota_exceeded": TaskFailureAdvice(True, "Quota exceeded: wait, or top up credits, then try again."),
     "resource_exhausted": TaskFailureAdvice(True, "Capacity exhausted: wait 30-60 seconds, then try again."),
     "service_error": TaskFailureAdvice(True, "Service error: try again in a minute."),
     "service_unavailable": TaskFailureAdvice(True, "Service unavailable: try again in a minute."),
     "upstream_error": TaskFailureAdvice(True, "The model's provider failed: try again in a minute."),
-    "generation_failed_no_content": TaskFailureAdvice(
-        True, "No image came back: modify the prompt and try again."
-    ),
+    "generation_failed_no_content": TaskFailureAdvice(True, "No image came back: modify the prompt and try again."),
     "resource_not_found": TaskFailureAdvice(False, "The task id is unknown or expired."),
 }
-_UNKNOWN_FAILURE = TaskFailureAdvice(
-    True, "Try again; if it keeps failing, report the task id to Evolink support."
-)
+_UNKNOWN_FAILURE = TaskFailureAdvice(True, "Try again; if it keeps failing, report the task id to Evolink support.")
 
 
 def task_failure_advice(code: str | int | None) -> TaskFailureAdvice:

@@ -147,9 +147,7 @@ class FaultsAndLog:
             return
         await self.app(scope, receive, send_tagged)
 
-    async def _answer_status(
-        self, fault: Fault, endpoint: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _answer_status(self, fault: Fault, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
         await _read_body(receive)  # drain: a client still uploading would otherwise see a broken pipe
         status = fault.status or 500
         if fault.body is not None:
@@ -166,9 +164,7 @@ class FaultsAndLog:
         headers = {"retry-after": fault.retry_after} if fault.retry_after else None
         await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
 
-    async def _answer_then_drop(
-        self, entry: LoggedRequest, scope: Scope, receive: Receive, send: Send
-    ) -> None:
+    async def _answer_then_drop(self, entry: LoggedRequest, scope: Scope, receive: Receive, send: Send) -> None:
         messages: list[Message] = []
 
         async def capture(message: Message) -> None:
@@ -288,9 +284,7 @@ class SandboxAPI:
         task = self.state.create_task(spec, req, self.base_url(request), body)
         if entry := self.entry(request):
             entry.task_id = task.id
-        logger.info(
-            "sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n
-        )
+        logger.info("sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n)
         return _json(task.to_wire(self.state.clock()))
 
     def live_task(self, task_id: str) -> SandboxTask | None:
@@ -321,9 +315,7 @@ class SandboxAPI:
 
     async def result_bytes(self, task: SandboxTask, index: int) -> bytes:
         caption = f"{task.model} | {task.width}x{task.height} | {index + 1}/{task.n}"
-        render = partial(
-            render_image, strip_markers(task.prompt), task.width, task.height, task.image_format, caption
-        )
+        render = partial(render_image, strip_markers(task.prompt), task.width, task.height, task.image_format, caption)
         return await anyio.to_thread.run_sync(self.state.images.get_or_render, (task.id, index), render)
 
     async def get_result(self, request: Request) -> Response:
@@ -526,9 +518,7 @@ class SandboxAPI:
 
     async def control_health(self, request: Request) -> Response:
         config = self.state.config
-        return _json(
-            {"ok": True, "task_seconds": config.task_seconds, "api_key_required": config.api_key is not None}
-        )
+        return _json({"ok": True, "task_seconds": config.task_seconds, "api_key_required": config.api_key is not None})
 
     async def control_reset(self, request: Request) -> Response:
         self.state.reset()
@@ -543,9 +533,7 @@ class SandboxAPI:
         return _json({"ok": True, "task_seconds": config.task_seconds, "max_files": config.max_files})
 
     async def control_requests(self, request: Request) -> Response:
-        entries = self.state.requests(
-            request.query_params.get("endpoint"), request.query_params.get("method")
-        )
+        entries = self.state.requests(request.query_params.get("endpoint"), request.query_params.get("method"))
         return _json({"requests": [e.to_json() for e in entries]})
 
     async def control_faults(self, request: Request) -> Response:
@@ -592,9 +580,7 @@ class SandboxAPI:
 
     async def control_tasks(self, request: Request) -> Response:
         now = self.state.clock()
-        return _json(
-            {"tasks": [t.to_wire(now) | {"expired": t.is_gone(now)} for t in self.state.tasks.values()]}
-        )
+        return _json({"tasks": [t.to_wire(now) | {"expired": t.is_gone(now)} for t in self.state.tasks.values()]})
 
     async def control_expire_task(self, request: Request) -> Response:
         if not self.state.expire(request.path_params["task_id"]):

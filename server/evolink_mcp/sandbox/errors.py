@@ -65,16 +65,12 @@ def api_error(
     return {"error": error}
 
 
-def documented_api_error(
-    status: int, *, endpoint: str, retry_after: str | None, default_model: str
-) -> dict[str, Any]:
+def documented_api_error(status: int, *, endpoint: str, retry_after: str | None, default_model: str) -> dict[str, Any]:
     """The body the contract documents for `status` on a generation-API endpoint."""
     extras = dict(ERROR_EXTRAS.get(status, {}))
     if status == 404:
         extras = (
-            {"param": "task_id"}
-            if endpoint == "tasks"
-            else {"param": "model", "fallback_suggestion": default_model}
+            {"param": "task_id"} if endpoint == "tasks" else {"param": "model", "fallback_suggestion": default_model}
         )
     if status == 429 and retry_after and retry_after.strip().isdigit():
         extras["fallback_suggestion"] = f"retry after {retry_after.strip()} seconds"

@@ -175,9 +175,7 @@ class FileStore:
                         )
                     out.write(chunk)
             if mime is None:
-                raise UploadRejected(
-                    40002, 400, "Empty file: only JPEG, PNG, GIF and WebP images are accepted."
-                )
+                raise UploadRejected(40002, 400, "Empty file: only JPEG, PNG, GIF and WebP images are accepted.")
         except BaseException:
             path.unlink(missing_ok=True)
             raise

@@ -31,9 +31,7 @@ def render_image(text: str, width: int, height: int, image_format: str = "png", 
     vertical = Image.linear_gradient("L")
     if digest[3] & 1:
         vertical = vertical.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    horizontal = vertical.transpose(
-        Image.Transpose.ROTATE_90 if digest[3] & 2 else Image.Transpose.ROTATE_270
-    )
+    horizontal = vertical.transpose(Image.Transpose.ROTATE_90 if digest[3] & 2 else Image.Transpose.ROTATE_270)
     diagonal = Image.blend(vertical, horizontal, 0.25 + digest[4] / 510)
     mask = Image.blend(diagonal, Image.radial_gradient("L"), 0.3).resize(small, Image.Resampling.BILINEAR)
     base = Image.composite(Image.new("RGB", small, dark), Image.new("RGB", small, light), mask)

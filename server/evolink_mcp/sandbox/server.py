@@ -132,9 +132,7 @@ def serve(
     import uvicorn
 
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            stream=sys.stderr, level=log_level.upper(), format="%(asctime)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
     _quiet_scripted_drops()
     state = Sandbox(config or SandboxConfig(task_seconds=task_seconds, api_key=api_key))
     logger.info("Evolink sandbox on http://%s:%s (tasks take %gs)", host, port, state.config.task_seconds)

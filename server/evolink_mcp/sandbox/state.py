@@ -167,9 +167,7 @@ class Sandbox:
 
     # -- tasks -----------------------------------------------------------------------------------
 
-    def create_task(
-        self, spec: ModelSpec, req: GenerationRequest, base_url: str, body: dict[str, Any]
-    ) -> SandboxTask:
+    def create_task(self, spec: ModelSpec, req: GenerationRequest, base_url: str, body: dict[str, Any]) -> SandboxTask:
         markers = parse_markers(req.prompt)
         n = req.n or 1
         width, height = image_dimensions(spec, req)
@@ -250,16 +248,12 @@ class Sandbox:
         """Close the connection of the next `count` requests: before processing, or after (answer lost)."""
         if when not in ("before", "after"):
             raise ValueError("when must be 'before' or 'after'")
-        fault = Fault(
-            next(self._ids), "drop", _check_endpoint(endpoint), method, _check_count(count), when=when
-        )
+        fault = Fault(next(self._ids), "drop", _check_endpoint(endpoint), method, _check_count(count), when=when)
         with self._lock:
             self.faults.append(fault)
         return fault
 
-    def add_latency(
-        self, endpoint: str, ms: float, *, method: str | None = None, count: int | None = None
-    ) -> Latency:
+    def add_latency(self, endpoint: str, ms: float, *, method: str | None = None, count: int | None = None) -> Latency:
         """Delay matching requests by `ms` milliseconds (the next `count` of them, or all)."""
         if ms < 0:
             raise ValueError("ms must be >= 0")

@@ -126,9 +126,7 @@ def request_from_wire(spec: ModelSpec, body: dict[str, Any]) -> GenerationReques
     if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
         return Problem("n", f"n must be an integer; got {n!r}.", n)
     image_urls = body.get("image_urls")
-    if image_urls is not None and (
-        not isinstance(image_urls, list) or not all(isinstance(u, str) for u in image_urls)
-    ):
+    if image_urls is not None and (not isinstance(image_urls, list) or not all(isinstance(u, str) for u in image_urls)):
         return Problem("image_urls", "image_urls must be a list of URL strings.", image_urls)
     urls = [("image_urls", u) for u in image_urls or []]
     urls += [(key, body[key]) for key in ("mask_url", "callback_url") if body.get(key) is not None]
@@ -137,11 +135,7 @@ def request_from_wire(spec: ModelSpec, body: dict[str, Any]) -> GenerationReques
             urlsplit(url)
         except ValueError:  # e.g. an unclosed IPv6 bracket: urlsplit raises instead of parsing
             return Problem(key, f"{key}: {url[:200]!r} is not a valid URL.", url)
-    if (
-        body.get("resolution") is not None
-        and spec.resolution is not None
-        and spec.resolution.param != "resolution"
-    ):
+    if body.get("resolution") is not None and spec.resolution is not None and spec.resolution.param != "resolution":
         return Problem(
             "resolution",
             f"{spec.id} takes its resolution tier in `{spec.resolution.param}`, not `resolution`.",

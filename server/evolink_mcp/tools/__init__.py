@@ -6,11 +6,12 @@ from .common import Deps, ToolSpec
 from .files import file_tools
 from .generation import generation_tools
 from .models import model_tools
+from .tasks import task_tools
 
 
 def tool_specs(catalog: Catalog, settings: Settings) -> list[ToolSpec]:
     """Every tool this server offers, core four first."""
-    specs = [*generation_tools(catalog, settings.wait_seconds), *file_tools(), *model_tools(catalog)]
+    specs = [*generation_tools(catalog, settings.wait_seconds), *file_tools(), *model_tools(catalog), *task_tools()]
     return sorted(specs, key=lambda s: not s.core)
 
 

@@ -67,28 +67,20 @@ class ToolSpec:
         return tool
 
     @classmethod
-    def of(
-        cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False
-    ) -> ToolSpec:
+    def of(cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False) -> ToolSpec:
         """A spec named after `fn`, described by its docstring."""
         return cls(fn, fn.__name__, title, inspect.cleandoc(fn.__doc__ or ""), annotations, core)
 
 
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 READ_ONLY_REMOTE = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
-PAID_ACTION = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
+PAID_ACTION = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
 REMOTE_WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
 )
-REMOTE_DELETE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
-)
+REMOTE_DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
 
 
 def compact_schema(schema: Any) -> Any:
@@ -124,7 +116,11 @@ def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | Non
             else "Charged: unknown — a task may have been created."
         )
     if isinstance(details.get("idempotency_key"), str):
-        lines.append(f"client_request_id to retry with: {details['idempotency_key']}")
+        details["client_request_id"] = details.pop("idempotency_key")
+        lines.append(
+            f"Retry with client_request_id={details['client_request_id']!r}: if the task exists it is returned, "
+            "not paid for twice."
+        )
     return CallToolResult(
         content=[TextContent(type="text", text="\n".join(lines))], structured_content=details, is_error=True
     )
@@ -132,9 +128,7 @@ def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | Non
 
 def result(text: str, structured: dict[str, Any], extra: Sequence[ContentBlock] = ()) -> CallToolResult:
     """A successful result: short text first, then any images or links, and the structured copy."""
-    return CallToolResult(
-        content=[TextContent(type="text", text=text), *extra], structured_content=structured
-    )
+    return CallToolResult(content=[TextContent(type="text", text=text), *extra], structured_content=structured)
 
 
 def compact_json(data: Any) -> str:

@@ -66,9 +66,7 @@ def _check_base64(data: str) -> None:
     except (binascii.Error, ValueError):
         raise InvalidRequestError("base64_data is not valid base64 (raw base64 or a data: URL).") from None
     if sniff_image(raw[:16]) is None:
-        raise InvalidRequestError(
-            "base64_data is not a JPEG, PNG, GIF or WebP image (checked by its content)."
-        )
+        raise InvalidRequestError("base64_data is not a JPEG, PNG, GIF or WebP image (checked by its content).")
     if len(raw) > MAX_UPLOAD_BYTES:
         raise InvalidRequestError(f"base64_data is over the {MAX_UPLOAD_BYTES // 1048576} MB upload limit.")
 
@@ -89,9 +87,7 @@ def file_tools() -> list[ToolSpec]:
         base64_data: Annotated[str | None, Field(description="Image as raw base64 or a data: URL.")] = None,
         file_url: Annotated[str | None, Field(description="Public http(s) URL for Evolink to fetch.")] = None,
         upload_path: Annotated[str | None, Field(description="Folder name to group uploads.")] = None,
-        file_name: Annotated[
-            str | None, Field(description="Name to store it under (same name replaces).")
-        ] = None,
+        file_name: Annotated[str | None, Field(description="Name to store it under (same name replaces).")] = None,
     ) -> Annotated[CallToolResult, UploadOutput]:
         """Upload one image (JPEG, PNG, GIF, WebP; up to 100 MB) from exactly one source. Free; kept 72 hours.
         Returns a file_url for generate_image's image_urls."""
@@ -112,18 +108,12 @@ def file_tools() -> list[ToolSpec]:
                 )
             elif base64_data:
                 _check_base64(base64_data)
-                uploaded = await deps.client.upload_base64(
-                    base64_data, upload_path=upload_path, file_name=file_name
-                )
+                uploaded = await deps.client.upload_base64(base64_data, upload_path=upload_path, file_name=file_name)
             else:
                 assert file_url is not None
                 if reference_kind(file_url) != "url":
-                    raise InvalidRequestError(
-                        f"file_url must be a public http(s) URL; got {file_url[:100]!r}."
-                    )
-                uploaded = await deps.client.upload_url(
-                    file_url, upload_path=upload_path, file_name=file_name
-                )
+                    raise InvalidRequestError(f"file_url must be a public http(s) URL; got {file_url[:100]!r}.")
+                uploaded = await deps.client.upload_url(file_url, upload_path=upload_path, file_name=file_name)
         except EvolinkError as exc:
             return error_result(exc)
         out = UploadOutput(

@@ -3,13 +3,14 @@
 import logging
 from typing import Annotated, Any
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink
 from pydantic import BaseModel, Field
 
 from ..catalog import Catalog, GenerationRequest
 from ..evolink import EvolinkError, InvalidRequestError, Task, task_failure_advice
-from ..generation import TaskResults
+from ..generation import TaskResults, task_from_entry
 from ..media import make_previews
 from .common import PAID_ACTION, READ_ONLY_REMOTE, Deps, ToolSpec, deps_of, error_result, result
 
@@ -41,6 +42,8 @@ class TaskOutput(BaseModel):
     model: str | None = None
     estimated_seconds_left: float | None = None
     credits_reserved: float | None = None
+    client_request_id: str | None = None
+    followed_in_background: bool = False
     images: list[SavedImageOut] = Field(default_factory=list)
     result_urls: list[str] = Field(default_factory=list)
     urls_expire_at: str | None = None
@@ -74,16 +77,17 @@ async def task_result(
     deps: Deps, task: Task, *, warnings: list[str] | None = None, poll_error: EvolinkError | None = None
 ) -> CallToolResult:
     """The result for a task in any state; a completed task's images are saved (once) first."""
-    record = deps.service.record(task.id)
+    entry = await deps.service.entry(task.id)
     out = TaskOutput(
         task_id=task.id,
         status=task.status,
         progress=task.progress,
-        model=task.model or (record.model if record else None),
+        model=task.model or (entry.model if entry else None),
         estimated_seconds_left=None if task.is_terminal else task.estimated_seconds_left,
         credits_reserved=task.usage.credits_reserved
         if task.usage.credits_reserved is not None
-        else (record.credits_reserved if record else None),
+        else (entry.credits if entry else None),
+        client_request_id=entry.request_key if entry else None,
         warnings=list(warnings or []),
         next_step="",
     )
@@ -94,9 +98,7 @@ async def task_result(
     if task.succeeded:
         results = await deps.service.save(task)
         out.result_urls = results.urls
-        out.urls_expire_at = (
-            results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
-        )
+        out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
         out.save_error = results.save_error
         saved_by_index = {image.index: image for image in results.images}
         for index, url in enumerate(results.urls):
@@ -127,18 +129,14 @@ async def task_result(
             lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
         if results.save_error:
             lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
-            out.next_step = (
-                "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
-            )
+            out.next_step = "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
         else:
             out.next_step = "Show or use the saved files; to edit one, pass its path in image_urls."
     elif task.status == "failed":
         code = None if task.error is None or task.error.code is None else str(task.error.code)
         advice = task_failure_advice(code)
         message = task.error.message if task.error and task.error.message else "no reason given"
-        out.error = TaskErrorOut(
-            code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
-        )
+        out.error = TaskErrorOut(code=code, message=message, retryable=advice.retryable, next_step=advice.next_step)
         out.next_step = advice.next_step
         lines.append(f"{head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.")
         lines.append(f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}")
@@ -150,6 +148,9 @@ async def task_result(
         lines.append(f"{head} is {task.status} ({task.progress:.0f}%{eta}).")
         if poll_error is not None:
             lines.append(f"Following it failed for now ({poll_error.message}); the task itself is safe.")
+        if deps.service.is_followed(task.id):
+            out.followed_in_background = True
+            lines.append("The server keeps following it and saves the images when it completes.")
         out.next_step = f"Call check_task with task_id={task.id!r} and wait_seconds=30 to get the images."
         lines.append(out.next_step)
     lines.extend(f"Warning: {w}" for w in out.warnings)
@@ -161,14 +162,21 @@ async def follow(
 ) -> CallToolResult:
     """Wait up to `wait_seconds` with progress notifications, then report the task."""
     poll_error: EvolinkError | None = None
-    if wait_seconds > 0 and not task.is_terminal:
-        try:
-            task = await deps.service.wait(
-                task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t)
-            )
-        except EvolinkError as exc:  # never lose the task id over a failed poll
-            poll_error = exc
-    return await task_result(deps, task, warnings=warnings, poll_error=poll_error)
+    try:
+        if wait_seconds > 0 and not task.is_terminal:
+            try:
+                task = await deps.service.wait(
+                    task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t)
+                )
+            except EvolinkError as exc:  # never lose the task id over a failed poll
+                poll_error = exc
+        if not task.is_terminal:
+            deps.service.follow_in_background(task.id)
+        return await task_result(deps, task, warnings=warnings, poll_error=poll_error)
+    except anyio.get_cancelled_exc_class():
+        # The client stopped waiting; the images are paid for all the same: the server saves them.
+        deps.service.follow_in_background(task.id)
+        raise
 
 
 def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
@@ -191,19 +199,13 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         quality: Annotated[
             str | None, Field(description="Render level (low/medium/high) or tier (1K/2K/4K), per model.")
         ] = None,
-        resolution: Annotated[
-            str | None, Field(description="Pixel tier for models with both (gpt-image-2).")
-        ] = None,
+        resolution: Annotated[str | None, Field(description="Pixel tier for models with both (gpt-image-2).")] = None,
         n: Annotated[int | None, Field(description="Images per request, where the model allows.")] = None,
         image_urls: Annotated[
             list[str] | None, Field(description="Reference/edit images: URLs or local file paths (uploaded).")
         ] = None,
-        mask_url: Annotated[
-            str | None, Field(description="PNG mask (URL or path) for inpainting models.")
-        ] = None,
-        callback_url: Annotated[
-            str | None, Field(description="HTTPS URL notified when the task ends.")
-        ] = None,
+        mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting models.")] = None,
+        callback_url: Annotated[str | None, Field(description="HTTPS URL notified when the task ends.")] = None,
         extra: Annotated[
             dict[str, Any] | None,
             Field(description='Model-specific parameters, e.g. {"model_params.thinking_level": "high"}.'),
@@ -211,6 +213,17 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         wait_seconds: Annotated[
             float | None,
             Field(ge=0, le=900, description=f"Seconds to wait for the result (default {default_wait:g})."),
+        ] = None,
+        client_request_id: Annotated[
+            str | None,
+            Field(
+                min_length=1,
+                max_length=128,
+                description="Your id for this request: repeating it returns the same task, never a second charge.",
+            ),
+        ] = None,
+        max_credits: Annotated[
+            float | None, Field(gt=0, description="Refuse if the request would reserve more credits than this.")
         ] = None,
     ) -> Annotated[CallToolResult, TaskOutput]:
         """Create or edit images with an Evolink model (costs credits). Waits for the result, saves it to disk
@@ -227,21 +240,34 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             callback_url=callback_url,
             extra=dict(extra or {}),
         )
+        caps = [c for c in (max_credits, deps.settings.max_credits_per_call) if c is not None]
+        cap = min(caps) if caps else None
         try:
             prepared = deps.service.prepare(model, request, allowed_dirs=deps.allowed_dirs)
+            await deps.service.check_spending(prepared, cap)
         except InvalidRequestError as exc:
             return error_result(exc, charged="no")
         try:
-            task = await deps.service.submit(prepared)
+            submission = await deps.service.submit(prepared, request_key=client_request_id)
         except EvolinkError as exc:
             return error_result(exc, charged=exc.charged)
+        task = submission.task
+        warnings = [p.message for p in prepared.warnings]
+        if submission.reused:
+            warnings.append(f"client_request_id {client_request_id!r} already has this task: nothing new was sent.")
+        if submission.note:
+            warnings.append(submission.note)
+        reserved = task.usage.credits_reserved
+        if cap is not None and reserved is not None and reserved > cap:
+            warnings.append(
+                f"This task reserved {reserved:g} credits, over your cap of {cap:g}. Evolink has no way to cancel "
+                "a task, so it will run; lower quality or n next time."
+            )
         wait = deps.settings.wait_seconds if wait_seconds is None else wait_seconds
-        return await follow(deps, ctx, task, wait, [p.message for p in prepared.warnings])
+        return await follow(deps, ctx, task, wait, warnings)
 
     async def check_task(
-        task_id: Annotated[
-            str, Field(min_length=1, max_length=256, description="The id generate_image returned.")
-        ],
+        task_id: Annotated[str, Field(min_length=1, max_length=256, description="The id generate_image returned.")],
         ctx: Context[Any],
         wait_seconds: Annotated[
             float, Field(ge=0, le=900, description="Seconds to wait for the task to finish (0 = just look).")
@@ -250,8 +276,12 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         """Status, progress and ETA of a generation task (free). When completed, saves its images (once)
         and shows them; when failed, says why and whether to retry."""
         deps = deps_of(ctx)
+        task_id = task_id.strip()
+        entry = await deps.service.entry(task_id)
+        if entry is not None and await deps.service.known_results(task_id) is not None:
+            return await task_result(deps, task_from_entry(entry))  # saved already: no need to ask upstream
         try:
-            task = await deps.client.get_task(task_id.strip())
+            task = await deps.service.get_task(task_id)
         except EvolinkError as exc:
             return error_result(exc)
         return await follow(deps, ctx, task, wait_seconds)

@@ -62,9 +62,7 @@ def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
         quality=spec.quality_values(),
         default_quality=quality_spec.default if quality_spec else None,
         resolution=spec.resolution_values() if spec.resolution and spec.resolution.param != "quality" else [],
-        default_resolution=spec.resolution.default
-        if spec.resolution and spec.resolution.param != "quality"
-        else None,
+        default_resolution=spec.resolution.default if spec.resolution and spec.resolution.param != "quality" else None,
         n=spec.n.allowed() if spec.n else [1],
         max_reference_images=refs.max_items if refs else 0,
         reference_images_required=bool(refs and refs.required),
@@ -94,9 +92,7 @@ def _line(m: ModelSummary) -> str:
     if len(m.n) > 1:
         parts.append(f"n {m.n[0]}-{m.n[-1]}")
     if m.max_reference_images:
-        parts.append(
-            f"refs ≤{m.max_reference_images}" + (" (required)" if m.reference_images_required else "")
-        )
+        parts.append(f"refs ≤{m.max_reference_images}" + (" (required)" if m.reference_images_required else ""))
     if m.mask:
         parts.append("mask")
     if m.extra:

@@ -1,0 +1,331 @@
+"""The local record of every submission: intent before the POST, then task id, status, results, files.
+
+SQLite (stdlib) in WAL mode, in the per-user state directory. Every call runs in a worker thread so the
+event loop never waits on the disk. A corrupt file is kept aside and a fresh journal started; a journal
+that cannot be opened at all degrades to memory with a logged warning, never a crash loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+if TYPE_CHECKING:
+    import sqlite3
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+JOURNAL_FILE = "journal.sqlite3"
+
+# Where a submission stands, before and after the task exists.
+SUBMITTING = "submitting"  # intent recorded, POST not answered yet
+UNKNOWN = "unknown"  # the POST's answer was lost: a task may exist
+REFUSED = "refused"  # the POST certainly created nothing
+SUBMITTED = "submitted"  # a task id exists: see `status`
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    request_key   TEXT PRIMARY KEY,
+    fingerprint   TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    task_id       TEXT UNIQUE,
+    status        TEXT,
+    progress      REAL,
+    model         TEXT,
+    prompt        TEXT,
+    request_json  TEXT NOT NULL,
+    credits       REAL,
+    result_urls   TEXT,
+    saved_paths   TEXT,
+    save_error    TEXT,
+    error_code    TEXT,
+    error_message TEXT,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    finished      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS submissions_unfinished ON submissions (finished, created_at);
+CREATE INDEX IF NOT EXISTS submissions_updated ON submissions (updated_at);
+"""
+
+
+@dataclass
+class Entry:
+    """One submission as the journal knows it."""
+
+    request_key: str
+    fingerprint: str
+    state: str
+    model: str | None
+    prompt: str | None
+    request: dict[str, Any]
+    created_at: float
+    updated_at: float
+    task_id: str | None = None
+    status: str | None = None
+    progress: float | None = None
+    credits: float | None = None
+    result_urls: list[str] = field(default_factory=list)
+    saved_paths: list[str] = field(default_factory=list)
+    save_error: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    finished: bool = False
+
+    @property
+    def created(self) -> str:
+        return datetime.fromtimestamp(self.created_at, timezone.utc).isoformat(timespec="seconds")
+
+    @property
+    def updated(self) -> str:
+        return datetime.fromtimestamp(self.updated_at, timezone.utc).isoformat(timespec="seconds")
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    return Entry(
+        request_key=row["request_key"],
+        fingerprint=row["fingerprint"],
+        state=row["state"],
+        model=row["model"],
+        prompt=row["prompt"],
+        request=json.loads(row["request_json"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        task_id=row["task_id"],
+        status=row["status"],
+        progress=row["progress"],
+        credits=row["credits"],
+        result_urls=json.loads(row["result_urls"] or "[]"),
+        saved_paths=json.loads(row["saved_paths"] or "[]"),
+        save_error=row["save_error"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        finished=bool(row["finished"]),
+    )
+
+
+def _open(path: Path | None) -> sqlite3.Connection:
+    import sqlite3  # imported on first use: the stdio server's start-up does not pay for it
+
+    target = ":memory:" if path is None else str(path)
+    connection = sqlite3.connect(target, timeout=5.0, check_same_thread=False, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    if path is not None:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+    check = connection.execute("PRAGMA quick_check").fetchone()
+    if check is None or check[0] != "ok":
+        connection.close()
+        raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
+    connection.executescript(_SCHEMA)
+    return connection
+
+
+class Journal:
+    """Thread-safe access to the journal, opened on first use; the async methods run in a worker thread."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.path: Path | None = None
+        self.problem: str | None = None  # why the journal is only in memory, if it is
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._connect(self.directory)
+        return self._connection
+
+    @property
+    def location(self) -> str:
+        """Where entries are kept, for people: the file, or why only in memory."""
+        self._run_sync(lambda db: None)
+        return str(self.path) if self.path else f"memory only ({self.problem or 'no state directory'})"
+
+    def _connect(self, directory: Path | None) -> sqlite3.Connection:
+        import sqlite3
+
+        if directory is None:
+            return _open(None)
+        path = directory / JOURNAL_FILE
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            db = _open(path)
+        except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+                return self._in_memory(f"the journal {path} is locked by another process ({exc})")
+            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            try:
+                path.rename(aside)
+                for suffix in ("-wal", "-shm"):
+                    path.with_name(path.name + suffix).unlink(missing_ok=True)
+                db = _open(path)
+            except (OSError, sqlite3.DatabaseError) as again:
+                return self._in_memory(f"the journal {path} is unusable ({exc}; {again})")
+            log.warning("the journal %s was corrupt (%s); kept it as %s and started a fresh one", path, exc, aside)
+        except OSError as exc:
+            return self._in_memory(f"the state directory {directory} is not writable ({exc.strerror or exc})")
+        self.path = path
+        return db
+
+    def _in_memory(self, why: str) -> sqlite3.Connection:
+        self.problem = why
+        log.warning("%s; keeping this session's journal in memory only (set EVOLINK_STATE_DIR)", why)
+        return _open(None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._db)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    def _run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return fn(self._db)
+
+    # Writes
+
+    async def record_intent(
+        self, request_key: str, fingerprint: str, model: str, prompt: str | None, request: dict[str, Any]
+    ) -> None:
+        """Before the POST: what is about to be submitted, under which idempotency key."""
+        now = time.time()
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO submissions (request_key, fingerprint, state, model, prompt, request_json,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(request_key)"
+                " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (request_key, fingerprint, SUBMITTING, model, prompt, json.dumps(request), now, now),
+            )
+        )
+
+    async def record_outcome(self, request_key: str, state: str) -> None:
+        """The POST failed: REFUSED (nothing created) or UNKNOWN (a task may exist)."""
+        await self._update(request_key, state=state, finished=1 if state == REFUSED else 0)
+
+    async def record_submitted(self, request_key: str, task_id: str, status: str, credits: float | None) -> None:
+        await self._update(request_key, state=SUBMITTED, task_id=task_id, status=status, credits=credits)
+
+    async def record_status(self, task_id: str, status: str, progress: float | None, **extra: Any) -> None:
+        """A status change seen on a poll (with error code/message or result URLs when there are some)."""
+        fields: dict[str, Any] = {"status": status, "progress": progress, **extra}
+        if "result_urls" in fields:
+            fields["result_urls"] = json.dumps(fields["result_urls"])
+        await self._update_task(task_id, **fields)
+
+    async def record_saved(
+        self, task_id: str, result_urls: Sequence[str], saved_paths: Sequence[str], save_error: str | None
+    ) -> None:
+        await self._update_task(
+            task_id,
+            result_urls=json.dumps(list(result_urls)),
+            saved_paths=json.dumps(list(saved_paths)),
+            save_error=save_error,
+            finished=0 if save_error else 1,
+        )
+
+    async def record_finished(self, task_id: str) -> None:
+        await self._update_task(task_id, finished=1)
+
+    async def _update(self, request_key: str, **fields: Any) -> None:
+        await self._write("request_key", request_key, fields)
+
+    async def _update_task(self, task_id: str, **fields: Any) -> None:
+        await self._write("task_id", task_id, fields)
+
+    async def _write(self, key_column: str, key: str, fields: dict[str, Any]) -> None:
+        fields = {**fields, "updated_at": time.time()}
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        sql = f"UPDATE submissions SET {assignments} WHERE {key_column} = ?"
+        await self._run(lambda db: db.execute(sql, (*fields.values(), key)))
+
+    # Reads
+
+    async def by_request_key(self, request_key: str) -> Entry | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
+        )
+        return _entry(row) if row else None
+
+    async def by_task_id(self, task_id: str) -> Entry | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+        )
+        return _entry(row) if row else None
+
+    def by_task_id_now(self, task_id: str) -> Entry | None:
+        """Synchronous lookup, for resource reads."""
+        row = self._run_sync(
+            lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+        )
+        return _entry(row) if row else None
+
+    async def mark_interrupted(self) -> int:
+        """Submissions left SUBMITTING by a process that died mid-POST: their outcome is unknown."""
+        cursor = await self._run(
+            lambda db: db.execute(
+                "UPDATE submissions SET state = ?, updated_at = ? WHERE state = ?",
+                (UNKNOWN, time.time(), SUBMITTING),
+            )
+        )
+        return cursor.rowcount
+
+    async def credits_seen(self, model: str, limit: int = 50) -> list[tuple[dict[str, Any], float]]:
+        """(request, credits reserved) of recent submissions of `model`: what it has cost so far."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT request_json, credits FROM submissions WHERE model = ? AND credits IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT ?",
+                (model, limit),
+            ).fetchall()
+        )
+        return [(json.loads(r["request_json"]), float(r["credits"])) for r in rows]
+
+    async def unfinished(self, newer_than: float) -> list[Entry]:
+        """Submissions still worth following: a task id, not finished, submitted after `newer_than`."""
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM submissions WHERE finished = 0 AND task_id IS NOT NULL AND created_at > ?"
+                " ORDER BY created_at",
+                (newer_than,),
+            ).fetchall()
+        )
+        return [_entry(r) for r in rows]
+
+    async def recent(self, status: str | None = None, limit: int = 20) -> list[Entry]:
+        """The newest submissions, optionally only those with this task status (or journal state)."""
+
+        def query(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            if status is None:
+                return db.execute("SELECT * FROM submissions ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+            return db.execute(
+                "SELECT * FROM submissions WHERE status = ? OR (status IS NULL AND state = ?)"
+                " ORDER BY created_at DESC LIMIT ?",
+                (status, status, limit),
+            ).fetchall()
+
+        return [_entry(r) for r in await self._run(query)]
+
+    def recent_now(self, limit: int = 20) -> list[Entry]:
+        rows = self._run_sync(
+            lambda db: db.execute("SELECT * FROM submissions ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
+        )
+        return [_entry(r) for r in rows]

@@ -1,0 +1,60 @@
+"""Session fixtures shared by the packaging tests: the mcpb CLI, PyPI, the server's own tool list."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+
+import anyio
+import pytest
+from mcp import Client
+from packaging_support import MCPB_PACKAGE, Mcpb, network_env, run, unavailable
+
+from evolink_mcp.app import build_deps, build_server
+from evolink_mcp.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def mcpb(tmp_path_factory: pytest.TempPathFactory) -> Mcpb:
+    missing = [tool for tool in ("node", "npm", "npx") if shutil.which(tool) is None]
+    if missing:
+        unavailable(f"{', '.join(missing)} not on PATH: the MCPB checks need Node.js")
+    prefix = tmp_path_factory.mktemp("mcpb")
+    result = run(
+        ["npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", "--loglevel=error", MCPB_PACKAGE],
+        timeout=240,
+        check=False,
+    )
+    if result.returncode != 0:
+        unavailable(f"`npm install {MCPB_PACKAGE}` failed (npm registry unreachable?):\n{result.stderr[-2000:]}")
+    return Mcpb(prefix)
+
+
+@pytest.fixture(scope="session")
+def pypi() -> None:
+    """PyPI (or the configured index) answers; the install steps below fetch from it."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{index}/pip/", timeout=15):
+            pass
+    except OSError as exc:
+        unavailable(f"package index {index} unreachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def packaging_env() -> dict[str, str]:
+    """PATH plus the machine's package-index set-up: what install commands may see of our environment."""
+    return {"PATH": os.environ["PATH"], **network_env()}
+
+
+@pytest.fixture(scope="session")
+def server_tool_names() -> list[str]:
+    """The tool names the server itself registers (in-process, sandbox settings)."""
+
+    async def names() -> list[str]:
+        server = build_server(build_deps(Settings.from_env({}, sandbox=True), allowed_dirs=None))
+        async with Client(server) as client:
+            return [tool.name for tool in (await client.list_tools()).tools]
+
+    return anyio.run(names)
