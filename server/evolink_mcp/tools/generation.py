@@ -165,9 +165,7 @@ async def follow(
     try:
         if wait_seconds > 0 and not task.is_terminal:
             try:
-                task = await deps.service.wait(
-                    task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t)
-                )
+                task = await deps.service.wait(task.id, wait_seconds, first=task, on_update=lambda t: _report(ctx, t))
             except EvolinkError as exc:  # never lose the task id over a failed poll
                 poll_error = exc
         if not task.is_terminal:
