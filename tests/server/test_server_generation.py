@@ -211,8 +211,8 @@ async def saved_images(directory: Path, count: int = 1) -> list[Path]:
     """The images a background follower saves, waited for (bounded) as they appear."""
     # The files appear on disk with no event to wait on: look again briefly, bounded.
     with anyio.fail_after(10):
-        while len(found := sorted(directory.glob("*.png"))) < count:  # noqa: ASYNC240
-            await anyio.sleep(0.05)  # noqa: ASYNC110
+        while len(found := sorted(directory.glob("*.png"))) < count:  # noqa: ASYNC110, ASYNC240
+            await anyio.sleep(0.05)
     return found
 
 
