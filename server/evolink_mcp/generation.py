@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -205,17 +205,8 @@ class ImageService:
                 by_name[name] = (await self.client.upload_file(path, file_name=name, mime_type=mime)).file_url
             urls[ref] = by_name[name]
         request = prepared.request
-        return GenerationRequest(
-            prompt=request.prompt,
-            size=request.size,
-            quality=request.quality,
-            resolution=request.resolution,
-            n=request.n,
-            image_urls=[urls.get(r, r) for r in request.image_urls],
-            mask_url=urls.get(request.mask_url, request.mask_url) if request.mask_url else None,
-            callback_url=request.callback_url,
-            extra=request.extra,
-        )
+        mask = urls.get(request.mask_url, request.mask_url) if request.mask_url else None
+        return replace(request, image_urls=[urls.get(r, r) for r in request.image_urls], mask_url=mask)
 
     @staticmethod
     def fingerprint(prepared: PreparedRequest) -> str:
