@@ -38,7 +38,7 @@ from .evolink import (
     SubmissionOutcomeUnknownError,
     Task,
 )
-from .journal import REFUSED, SUBMITTING, UNKNOWN, Entry, Journal
+from .journal import REFUSED, SUBMITTING, UNKNOWN, Entry, Journal, JournalError
 from .media import MAX_UPLOAD_BYTES, Preview, SavedImage, check_local_image, save_results, upload_name
 from .settings import Settings
 
@@ -256,6 +256,8 @@ class ImageService:
                 await self.journal.record_outcome(key, REFUSED)
                 raise
             await self.journal.record_submitted(key, task.id, task.status, task.usage.credits_reserved)
+            if task.is_terminal:  # ended at once (failed, say): no poll will record how
+                await self._seen(task, None)
         log.info("submitted task %s (%s)", task.id, prepared.spec.id)
         return Submission(task, key, note=note)
 
@@ -277,10 +279,10 @@ class ImageService:
             extra["finished"] = 1  # failed, cancelled, ...: nothing left to fetch
         await self.journal.record_status(task.id, task.status, task.progress, **extra)
 
-    async def get_task(self, task_id: str) -> Task:
-        """The task's state upstream, journaled."""
+    async def get_task(self, task_id: str, *, known: Entry | None = None) -> Task:
+        """The task's state upstream, journaled; with the journal's `known` entry, only a change is written."""
         task = await self.client.get_task(task_id)
-        await self._seen(task, None)
+        await self._seen(task, task_from_entry(known) if known is not None and known.status else None)
         return task
 
     async def wait(
@@ -327,10 +329,20 @@ class ImageService:
 
     async def resume(self) -> None:
         """Pick up what an earlier process left: unknown outcomes marked, unfinished tasks followed."""
-        interrupted = await self.journal.mark_interrupted()
-        if interrupted:
-            log.warning("%d submission(s) were interrupted mid-request; their outcome is unknown", interrupted)
-        for entry in await self.journal.unfinished(newer_than=time.time() - RESULT_URL_LIFETIME.total_seconds()):
+        # A journal another process holds must not take the server down: say so, and serve on.
+        try:
+            interrupted = await self.journal.mark_interrupted()
+        except JournalError as exc:
+            log.warning("could not mark interrupted submissions: %s", exc.message)
+        else:
+            if interrupted:
+                log.warning("%d submission(s) were interrupted mid-request; their outcome is unknown", interrupted)
+        try:
+            unfinished = await self.journal.unfinished(newer_than=time.time() - RESULT_URL_LIFETIME.total_seconds())
+        except JournalError as exc:
+            log.warning("could not resume unfinished tasks: %s", exc.message)
+            return
+        for entry in unfinished:
             assert entry.task_id is not None
             self.follow_in_background(entry.task_id)
 
@@ -350,11 +362,16 @@ class ImageService:
         assert self._follow_slots is not None
         try:
             async with self._follow_slots:
-                entry = await self.journal.by_task_id(task_id)
+                try:
+                    entry = await self.journal.by_task_id(task_id)
+                except JournalError:
+                    entry = None
                 give_up_at = (entry.created_at if entry else time.time()) + FOLLOW_LIMIT_SECONDS
-                while time.time() < give_up_at:
+                # Look at least once however old the task: one resumed after a long pause may have completed
+                # meanwhile, and its images stay downloadable for a day.
+                while True:
                     try:
-                        task = await self.wait(task_id, give_up_at - time.time())
+                        task = await self.wait(task_id, max(0.0, give_up_at - time.time()))
                         if task.succeeded:
                             results = await self.save(task)
                             if results.save_error is None:
@@ -368,6 +385,8 @@ class ImageService:
                         return
                     except EvolinkError as exc:
                         log.warning("following %s: %s; trying again later", task_id, exc.message)
+                    if time.time() >= give_up_at:
+                        break
                     await anyio.sleep(BACKGROUND_RETRY_SECONDS)
                 log.warning("stopped following %s: it did not finish within %ds", task_id, FOLLOW_LIMIT_SECONDS)
         finally:
@@ -375,12 +394,12 @@ class ImageService:
 
     # Results
 
-    async def known_results(self, task_id: str) -> TaskResults | None:
-        """Images already saved for this task (this process, or an earlier one per the journal)."""
+    async def known_results(self, task_id: str, entry: Entry | None = None) -> TaskResults | None:
+        """Images already saved for this task (this process, or an earlier one per the journal, or `entry`)."""
         known = self._results.get(task_id)
         if known is not None and known.save_error is None:
             return known
-        entry = await self.journal.by_task_id(task_id)
+        entry = entry or await self.journal.by_task_id(task_id)
         if entry is None or not entry.saved_paths or entry.save_error:
             return None
         paths = [Path(p) for p in entry.saved_paths]

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from .evolink import EvolinkError
+
 if TYPE_CHECKING:
     import sqlite3
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 JOURNAL_FILE = "journal.sqlite3"
+LOCK_WAIT_SECONDS = 5.0  # how long a write waits for another process's lock before giving up
 
 # Where a submission stands, before and after the task exists.
 SUBMITTING = "submitting"  # intent recorded, POST not answered yet
@@ -57,6 +60,17 @@ CREATE TABLE IF NOT EXISTS submissions (
 CREATE INDEX IF NOT EXISTS submissions_unfinished ON submissions (finished, created_at);
 CREATE INDEX IF NOT EXISTS submissions_updated ON submissions (updated_at);
 """
+
+
+class JournalError(EvolinkError):
+    """The journal could not be read or written (another process holds it, or the disk failed)."""
+
+    category = "journal_unavailable"
+    retryable = True
+    default_next_step = (
+        "Nothing was sent. Call again in a moment; if this persists, close the other program using the journal "
+        "or set EVOLINK_STATE_DIR to another folder."
+    )
 
 
 @dataclass
@@ -114,11 +128,11 @@ def _entry(row: sqlite3.Row) -> Entry:
     )
 
 
-def _open(path: Path | None) -> sqlite3.Connection:
+def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Connection:
     import sqlite3  # imported on first use: the stdio server's start-up does not pay for it
 
     target = ":memory:" if path is None else str(path)
-    connection = sqlite3.connect(target, timeout=5.0, check_same_thread=False, isolation_level=None)
+    connection = sqlite3.connect(target, timeout=timeout, check_same_thread=False, isolation_level=None)
     connection.row_factory = sqlite3.Row
     if path is not None:
         connection.execute("PRAGMA journal_mode=WAL")
@@ -131,11 +145,23 @@ def _open(path: Path | None) -> sqlite3.Connection:
     return connection
 
 
+def _aside_name(path: Path) -> Path:
+    """A name to keep a corrupt journal under that no earlier corrupt journal already has."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    number = 1
+    while any(aside.with_name(aside.name + s).exists() for s in ("", "-wal", "-shm")):
+        number += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{number}")
+    return aside
+
+
 class Journal:
     """Thread-safe access to the journal, opened on first use; the async methods run in a worker thread."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, *, timeout: float = LOCK_WAIT_SECONDS) -> None:
         self.directory = directory
+        self.timeout = timeout
         self.path: Path | None = None
         self.problem: str | None = None  # why the journal is only in memory, if it is
         self._lock = threading.Lock()
@@ -161,16 +187,19 @@ class Journal:
         path = directory / JOURNAL_FILE
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            db = _open(path)
+            db = _open(path, self.timeout)
         except sqlite3.DatabaseError as exc:
             if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                 return self._in_memory(f"the journal {path} is locked by another process ({exc})")
-            aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+            aside = _aside_name(path)
             try:
                 path.rename(aside)
+                # The old file's write-ahead log goes with it: it may hold its latest entries.
                 for suffix in ("-wal", "-shm"):
-                    path.with_name(path.name + suffix).unlink(missing_ok=True)
-                db = _open(path)
+                    companion = path.with_name(path.name + suffix)
+                    if companion.exists():
+                        companion.rename(aside.with_name(aside.name + suffix))
+                db = _open(path, self.timeout)
             except (OSError, sqlite3.DatabaseError) as again:
                 return self._in_memory(f"the journal {path} is unusable ({exc}; {again})")
             log.warning("the journal %s was corrupt (%s); kept it as %s and started a fresh one", path, exc, aside)
@@ -191,15 +220,22 @@ class Journal:
                 self._connection = None
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return fn(self._db)
-
-        return await anyio.to_thread.run_sync(locked)
+        return await anyio.to_thread.run_sync(self._run_sync, fn)
 
     def _run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        import sqlite3
+
         with self._lock:
-            return fn(self._db)
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                raise self._failure(exc) from exc
+
+    def _failure(self, exc: Exception) -> JournalError:
+        where = self.path or "in memory"
+        if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+            return JournalError(f"The task journal {where} is locked by another process ({exc}).")
+        return JournalError(f"The task journal {where} failed ({exc}).")
 
     # Writes
 
@@ -255,7 +291,11 @@ class Journal:
         fields = {**fields, "updated_at": time.time()}
         assignments = ", ".join(f"{name} = ?" for name in fields)
         sql = f"UPDATE submissions SET {assignments} WHERE {key_column} = ?"
-        await self._run(lambda db: db.execute(sql, (*fields.values(), key)))
+        try:
+            await self._run(lambda db: db.execute(sql, (*fields.values(), key)))
+        except JournalError as exc:
+            # The task goes on whatever the journal says: an update that cannot be written is only logged.
+            log.warning("not journaled (%s = %s: %s): %s", key_column, key, ", ".join(fields), exc.message)
 
     # Reads
 

@@ -15,7 +15,6 @@ from ..evolink import EvolinkError, FileList, FileQuota, InvalidRequestError, Up
 from ..media import MAX_UPLOAD_BYTES, check_local_image, sniff_image
 from .common import READ_ONLY_REMOTE, REMOTE_DELETE, REMOTE_WRITE, ToolSpec, deps_of, error_result, result
 
-MAX_BASE64_CHARS = (MAX_UPLOAD_BYTES + 2) // 3 * 4
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -56,10 +55,11 @@ class DeleteOutput(BaseModel):
     deleted: bool
 
 
-def _check_base64(data: str) -> None:
-    """Refuse oversized, malformed or non-image base64 before anything is sent."""
-    if len(data) > MAX_BASE64_CHARS + 200:
-        raise InvalidRequestError(f"base64_data is over the {MAX_UPLOAD_BYTES // 1048576} MB upload limit.")
+def check_base64(data: str, *, max_bytes: int = MAX_UPLOAD_BYTES) -> None:
+    """Refuse oversized (judged before decoding), malformed or non-image base64 before anything is sent."""
+    limit = f"{max_bytes / 1048576:g} MB"
+    if len(data) > (max_bytes + 2) // 3 * 4 + 200:  # + room for a data: URL prefix
+        raise InvalidRequestError(f"base64_data is over the {limit} upload limit.")
     payload = _DATA_URL.sub("", data.strip(), count=1)
     try:
         raw = base64.b64decode(re.sub(r"\s+", "", payload), validate=True)
@@ -67,8 +67,8 @@ def _check_base64(data: str) -> None:
         raise InvalidRequestError("base64_data is not valid base64 (raw base64 or a data: URL).") from None
     if sniff_image(raw[:16]) is None:
         raise InvalidRequestError("base64_data is not a JPEG, PNG, GIF or WebP image (checked by its content).")
-    if len(raw) > MAX_UPLOAD_BYTES:
-        raise InvalidRequestError(f"base64_data is over the {MAX_UPLOAD_BYTES // 1048576} MB upload limit.")
+    if len(raw) > max_bytes:
+        raise InvalidRequestError(f"base64_data is over the {limit} upload limit.")
 
 
 def _upload_text(uploaded: UploadedFile) -> str:
@@ -107,7 +107,7 @@ def file_tools() -> list[ToolSpec]:
                     path, upload_path=upload_path, file_name=file_name, mime_type=mime
                 )
             elif base64_data:
-                _check_base64(base64_data)
+                check_base64(base64_data)
                 uploaded = await deps.client.upload_base64(base64_data, upload_path=upload_path, file_name=file_name)
             else:
                 assert file_url is not None
