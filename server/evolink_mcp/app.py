@@ -13,7 +13,7 @@ from mcp.server.mcpserver.resources import FileResource
 
 from . import __version__
 from .catalog import Catalog, load_catalog
-from .evolink import EvolinkClient
+from .evolink import EvolinkClient, RetryPolicy
 from .generation import ImageService
 from .journal import Journal
 from .settings import Settings
@@ -29,10 +29,18 @@ INSTRUCTIONS = (
 )
 
 
-def build_deps(settings: Settings, *, allowed_dirs: Sequence[Path] | None, catalog: Catalog | None = None) -> Deps:
+def build_deps(
+    settings: Settings,
+    *,
+    allowed_dirs: Sequence[Path] | None,
+    catalog: Catalog | None = None,
+    retry: RetryPolicy | None = None,
+) -> Deps:
     """The one set of dependencies for this process (no network, no I/O beyond reading the catalog)."""
     catalog = catalog or load_catalog(settings.catalog_file, settings.default_model)
-    client = EvolinkClient(settings.api_key, base_url=settings.base_url, files_base_url=settings.files_base_url)
+    client = EvolinkClient(
+        settings.api_key, base_url=settings.base_url, files_base_url=settings.files_base_url, retry=retry
+    )
     return Deps(
         settings=settings,
         catalog=catalog,

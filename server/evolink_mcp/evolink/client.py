@@ -97,6 +97,15 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def header_safe_key(key: str) -> str:
+    """`key` as an HTTP header value: visible ASCII kept, anything else (and `%`) percent-encoded.
+
+    A caller's client_request_id may hold any Unicode or control character, which no header may carry;
+    the encoding is one-to-one, so distinct ids stay distinct keys and the same id is always the same key.
+    """
+    return quote(key, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))
+
+
 def _request_id(response: httpx.Response) -> str | None:
     return response.headers.get("x-request-id") or response.headers.get("x-oneapi-request-id")
 
@@ -308,7 +317,7 @@ class EvolinkClient:
     async def submit_generation(self, body: dict[str, Any], *, idempotency_key: str | None = None) -> Task:
         """POST /v1/images/generations: create a (paid) task. Never sent twice unless surely not created."""
         key = idempotency_key or str(uuid.uuid4())
-        headers = {**self._auth(), "Idempotency-Key": key}
+        headers = {**self._auth(), "Idempotency-Key": header_safe_key(key)}
         url = f"{self.base_url}/v1/images/generations"
 
         async def attempt() -> httpx.Response:
@@ -443,7 +452,11 @@ class EvolinkClient:
         if not file_id or any(c in file_id for c in "/?#\\"):
             raise BadRequestError(f"Invalid file id {file_id[:80]!r}.", status=400, param="file_id")
         what = "Deleting the file"
-        response = await self._files_request("DELETE", quote(file_id, safe=""), mode="idempotent", what=what)
+        try:
+            response = await self._files_request("DELETE", quote(file_id, safe=""), mode="idempotent", what=what)
+        except NotFoundError as exc:
+            exc.next_step = "The file id is unknown or has expired (uploads live 72 hours); list_files shows them."
+            raise
         await self._json(response, what)
 
     # Result downloads: CDN links, fetched without the API key.
