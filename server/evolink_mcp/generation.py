@@ -48,6 +48,7 @@ RESULT_URL_LIFETIME = timedelta(hours=24)
 FOLLOW_LIMIT_SECONDS = 20 * 60  # image tasks take seconds to a few minutes; past this, stop looking
 MAX_BACKGROUND_FOLLOWS = 16
 BACKGROUND_RETRY_SECONDS = 10.0
+MAX_BACKGROUND_SAVES = 5  # then the journal keeps the URLs for check_task or the next start-up
 FIRST_POLL_DELAY = 3.0
 MIN_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 10.0
@@ -369,12 +370,17 @@ class ImageService:
                 give_up_at = (entry.created_at if entry else time.time()) + FOLLOW_LIMIT_SECONDS
                 # Look at least once however old the task: one resumed after a long pause may have completed
                 # meanwhile, and its images stay downloadable for a day.
+                failed_saves = 0
                 while True:
                     try:
                         task = await self.wait(task_id, max(0.0, give_up_at - time.time()))
                         if task.succeeded:
                             results = await self.save(task)
                             if results.save_error is None:
+                                return
+                            failed_saves += 1
+                            if failed_saves >= MAX_BACKGROUND_SAVES:
+                                log.warning("gave up saving %s for now: %s", task_id, results.save_error)
                                 return
                         elif task.is_terminal:
                             return

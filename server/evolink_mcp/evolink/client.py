@@ -24,6 +24,7 @@ from pydantic import SecretStr, ValidationError
 
 from .. import __version__
 from .errors import (
+    FILES_NEXT_STEPS,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -141,6 +142,7 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
         suggestion=suggestion,
         request_id=_request_id(response),
         retry_after=parse_retry_after(response.headers.get("retry-after")),
+        next_step=FILES_NEXT_STEPS.get(code) if isinstance(code, int) else None,
     )
 
 

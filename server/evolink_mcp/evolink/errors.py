@@ -250,6 +250,12 @@ FILES_CODE_ERRORS: dict[int, type[APIStatusError]] = {
     40004: BadRequestError,
     50001: InternalServerError,
 }
+FILES_NEXT_STEPS: dict[int, str] = {
+    40001: "The file is over the 100 MB limit: resize or compress it and upload again.",
+    40002: "Only JPEG, PNG, GIF and WebP images are accepted: convert the file and upload again.",
+    40004: "Evolink could not download the URL: check it is public and points at the image itself, or upload "
+    "the file (file_path or base64_data) instead.",
+}
 
 
 def error_class_for(status: int, code: int | str | None) -> type[APIStatusError]:
