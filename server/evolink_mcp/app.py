@@ -15,10 +15,9 @@ from . import __version__
 from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient, RetryPolicy
 from .generation import ImageService
-from .journal import Journal
+from .journal import Journal, summarize_entry
 from .settings import Settings
 from .tools import Deps, tool_specs
-from .tools.tasks import summarize_entry
 
 SERVER_NAME = "evolink-mcp"
 INSTRUCTIONS = (
