@@ -15,11 +15,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
-import httpx
 from pydantic import SecretStr, ValidationError
 
 from .. import __version__
@@ -38,6 +37,9 @@ from .errors import (
 )
 from .types import FileList, FileQuota, Task, UploadedFile, Wire
 
+if TYPE_CHECKING:
+    import httpx  # imported on first use: with its CLI's rich and pygments, ~20 ms of every stdio start-up
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
@@ -55,6 +57,8 @@ class Timeouts:
     download_read: float = 60.0
 
     def httpx(self, read: float | None = None) -> httpx.Timeout:
+        import httpx
+
         return httpx.Timeout(connect=self.connect, read=read or self.read, write=self.write, pool=self.pool)
 
 
@@ -148,6 +152,8 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
 
 def _files_failed(response: httpx.Response) -> bool:
     """The files API can answer 200 with success=false."""
+    import httpx
+
     if "json" not in response.headers.get("content-type", ""):
         return False
     try:
@@ -189,6 +195,8 @@ class EvolinkClient:
     def _http(self) -> httpx.AsyncClient:
         # Built on first use: creating the SSL context costs start-up time the stdio server should not pay.
         if self._http_client is None:
+            import httpx
+
             self._http_client = httpx.AsyncClient(
                 timeout=self.timeouts.httpx(),
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -242,6 +250,8 @@ class EvolinkClient:
         mode="once": retry only when the request certainly had no effect (never connected, 429, 503).
         Errors raised after the request may have been processed carry `sent=True`.
         """
+        import httpx
+
         policy = self.retry
         give_up_at = time.monotonic() + policy.deadline
         for number in range(1, policy.max_attempts + 1):

@@ -315,8 +315,10 @@ class SandboxAPI:
 
     async def result_bytes(self, task: SandboxTask, index: int) -> bytes:
         caption = f"{task.model} | {task.width}x{task.height} | {index + 1}/{task.n}"
-        render = partial(render_image, strip_markers(task.prompt), task.width, task.height, task.image_format, caption)
-        return await anyio.to_thread.run_sync(self.state.images.get_or_render, (task.id, index), render)
+        inputs = (strip_markers(task.prompt), task.width, task.height, task.image_format, caption)
+        # Keyed by what is drawn, not by task: the same picture is rendered once (a CDN serves stored files;
+        # the simulator should not spend the CPU of the server it stands next to).
+        return await anyio.to_thread.run_sync(self.state.images.get_or_render, inputs, partial(render_image, *inputs))
 
     async def get_result(self, request: Request) -> Response:
         found = self.completed_result(request.path_params["task_id"], request.path_params["file_name"])

@@ -63,7 +63,7 @@ class ToolSpec:
         )
         tool.parameters = compact_schema(tool.parameters)
         if tool.fn_metadata.output_schema is not None:
-            tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
+            tool.fn_metadata.output_schema = output_outline(compact_schema(tool.fn_metadata.output_schema))
         return tool
 
     @classmethod
@@ -84,7 +84,8 @@ REMOTE_DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, ide
 
 
 def compact_schema(schema: Any) -> Any:
-    """A JSON schema without what costs context and says nothing: titles, and `anyOf [X, null]` for optionals.
+    """A JSON schema without what costs context and says nothing: titles, `anyOf [X, null]` for optionals, and
+    `additionalProperties: true` (the default).
 
     Arguments are still validated by the full pydantic model; results never carry nulls (exclude_none).
     """
@@ -92,7 +93,14 @@ def compact_schema(schema: Any) -> Any:
         return [compact_schema(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: compact_schema(v) for k, v in schema.items() if k != "title" or not isinstance(v, str)}
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if (key == "title" and isinstance(value, str)) or (key == "additionalProperties" and value is True):
+            continue
+        if key in ("properties", "$defs") and isinstance(value, dict):  # names (even "title") mapped to schemas
+            out[key] = {name: compact_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = compact_schema(value)
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         (kept,) = [o for o in options if o != {"type": "null"}]
@@ -101,6 +109,34 @@ def compact_schema(schema: Any) -> Any:
             out.pop("default")
         out = {**kept, **out}
     return out
+
+
+def output_outline(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema with nested models reduced to objects whose keys a description names, and no defaults.
+
+    Spelled out in full, the nested models of the core tools cost ~2 KB of every client's context, for what
+    each result shows anyway; the pydantic model behind each result still checks it whole.
+    """
+    models = schema.get("$defs", {})
+
+    def keys(ref: str) -> str:
+        return ", ".join(models[ref.rsplit("/", 1)[-1]]["properties"])
+
+    def outline(field: dict[str, Any]) -> dict[str, Any]:
+        field = {k: v for k, v in field.items() if k != "default"}  # a result is sent whole
+        items = field.get("items")
+        if "$ref" in field:
+            return {"type": "object", "description": field.get("description", "{" + keys(field["$ref"]) + "}")}
+        if isinstance(items, dict) and "$ref" in items:
+            described = field.get("description", "[{" + keys(items["$ref"]) + "}]")
+            return {"type": "array", "items": {"type": "object"}, "description": described}
+        return field
+
+    return {
+        "type": "object",
+        "properties": {name: outline(field) for name, field in schema["properties"].items()},
+        "required": schema.get("required", []),
+    }
 
 
 def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | None = None) -> CallToolResult:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from ..catalog import Catalog, GenerationRequest
 from ..evolink import EvolinkError, InvalidRequestError, Task, task_failure_advice
 from ..generation import TaskResults, task_from_entry
+from ..journal import Entry, JournalError
 from ..media import make_previews
 from .common import PAID_ACTION, READ_ONLY_REMOTE, Deps, ToolSpec, deps_of, error_result, result
 
@@ -74,10 +75,22 @@ async def _previews_for(deps: Deps, results: TaskResults) -> list[ContentBlock]:
 
 
 async def task_result(
-    deps: Deps, task: Task, *, warnings: list[str] | None = None, poll_error: EvolinkError | None = None
+    deps: Deps,
+    task: Task,
+    *,
+    warnings: list[str] | None = None,
+    poll_error: EvolinkError | None = None,
+    entry: Entry | None = None,
 ) -> CallToolResult:
-    """The result for a task in any state; a completed task's images are saved (once) first."""
-    entry = await deps.service.entry(task.id)
+    """The result for a task in any state; a completed task's images are saved (once) first.
+
+    `entry`: the task's journal entry when the caller has just read it (its fields used here do not change).
+    """
+    if entry is None:
+        try:
+            entry = await deps.service.entry(task.id)
+        except JournalError:  # what the journal adds is optional here: never lose the task over it
+            entry = None
     out = TaskOutput(
         task_id=task.id,
         status=task.status,
@@ -128,6 +141,7 @@ async def task_result(
         if out.urls_expire_at:
             lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
         if results.save_error:
+            deps.service.follow_in_background(task.id)  # keeps trying to save on its own, a few times
             lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
             out.next_step = "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
         else:
@@ -158,7 +172,13 @@ async def task_result(
 
 
 async def follow(
-    deps: Deps, ctx: Context[Any], task: Task, wait_seconds: float, warnings: list[str] | None = None
+    deps: Deps,
+    ctx: Context[Any],
+    task: Task,
+    wait_seconds: float,
+    warnings: list[str] | None = None,
+    *,
+    entry: Entry | None = None,
 ) -> CallToolResult:
     """Wait up to `wait_seconds` with progress notifications, then report the task."""
     poll_error: EvolinkError | None = None
@@ -170,7 +190,7 @@ async def follow(
                 poll_error = exc
         if not task.is_terminal:
             deps.service.follow_in_background(task.id)
-        return await task_result(deps, task, warnings=warnings, poll_error=poll_error)
+        return await task_result(deps, task, warnings=warnings, poll_error=poll_error, entry=entry)
     except anyio.get_cancelled_exc_class():
         # The client stopped waiting; the images are paid for all the same: the server saves them.
         deps.service.follow_in_background(task.id)
@@ -186,46 +206,44 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         model: Annotated[
             str,
             Field(
-                description="Model id (list_models describes each).",
+                description="See list_models.",
                 json_schema_extra={"enum": model_ids},
             ),
         ] = catalog.default.id,
         size: Annotated[
             str | None,
-            Field(description="Aspect ratio ('16:9', '1:1', 'auto') or 'WxH' where the model allows."),
+            Field(description="Aspect ratio ('16:9', 'auto') or 'WxH', per model."),
         ] = None,
-        quality: Annotated[
-            str | None, Field(description="Render level (low/medium/high) or tier (1K/2K/4K), per model.")
-        ] = None,
-        resolution: Annotated[str | None, Field(description="Pixel tier for models with both (gpt-image-2).")] = None,
-        n: Annotated[int | None, Field(description="Images per request, where the model allows.")] = None,
+        quality: Annotated[str | None, Field(description="low/medium/high or 1K/2K/4K, per model.")] = None,
+        resolution: Annotated[str | None, Field(description="Pixel tier, for models with both (gpt-image-2).")] = None,
+        n: Annotated[int | None, Field(description="Images to make, per model.")] = None,
         image_urls: Annotated[
-            list[str] | None, Field(description="Reference/edit images: URLs or local file paths (uploaded).")
+            list[str] | None, Field(description="Reference images: URLs or local paths (uploaded).")
         ] = None,
-        mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting models.")] = None,
+        mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting.")] = None,
         callback_url: Annotated[str | None, Field(description="HTTPS URL notified when the task ends.")] = None,
         extra: Annotated[
             dict[str, Any] | None,
-            Field(description='Model-specific parameters, e.g. {"model_params.thinking_level": "high"}.'),
+            Field(description='Model-specific, e.g. {"model_params.thinking_level": "high"}.'),
         ] = None,
         wait_seconds: Annotated[
             float | None,
-            Field(ge=0, le=900, description=f"Seconds to wait for the result (default {default_wait:g})."),
+            Field(ge=0, le=900, description=f"Seconds to wait (default {default_wait:g})."),
         ] = None,
         client_request_id: Annotated[
             str | None,
             Field(
                 min_length=1,
                 max_length=128,
-                description="Your id for this request: repeating it returns the same task, never a second charge.",
+                description="Repeat it to get the same task back, never a second charge.",
             ),
         ] = None,
         max_credits: Annotated[
-            float | None, Field(gt=0, description="Refuse if the request would reserve more credits than this.")
+            float | None, Field(gt=0, description="Refuse if it would reserve more credits.")
         ] = None,
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """Create or edit images with an Evolink model (costs credits). Waits for the result, saves it to disk
-        and shows a preview; if still running, returns a task_id for check_task."""
+        """Create or edit images (costs credits). Waits, saves the files and shows a preview; if still running,
+        returns a task_id for check_task."""
         deps = deps_of(ctx)
         request = GenerationRequest(
             prompt=prompt,
@@ -268,21 +286,26 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         task_id: Annotated[str, Field(min_length=1, max_length=256, description="The id generate_image returned.")],
         ctx: Context[Any],
         wait_seconds: Annotated[
-            float, Field(ge=0, le=900, description="Seconds to wait for the task to finish (0 = just look).")
+            float, Field(ge=0, le=900, description="Seconds to wait for it to end (0 = just look).")
         ] = 0,
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """Status, progress and ETA of a generation task (free). When completed, saves its images (once)
-        and shows them; when failed, says why and whether to retry."""
+        """Status, progress and ETA of a task (free). Once completed, saves and shows its images; if failed, says
+        why and whether to retry."""
         deps = deps_of(ctx)
         task_id = task_id.strip()
-        entry = await deps.service.entry(task_id)
-        if entry is not None and await deps.service.known_results(task_id) is not None:
-            return await task_result(deps, task_from_entry(entry))  # saved already: no need to ask upstream
+        entry: Entry | None = None  # read once: each journal read is a worker-thread round trip
         try:
-            task = await deps.service.get_task(task_id)
+            entry = await deps.service.entry(task_id)
+            if entry is not None and await deps.service.known_results(task_id, entry) is not None:
+                # saved already: no need to ask upstream
+                return await task_result(deps, task_from_entry(entry), entry=entry)
+        except JournalError as exc:
+            log.warning("check_task %s: %s; asking upstream", task_id, exc.message)
+        try:
+            task = await deps.service.get_task(task_id, known=entry)
         except EvolinkError as exc:
             return error_result(exc)
-        return await follow(deps, ctx, task, wait_seconds)
+        return await follow(deps, ctx, task, wait_seconds, entry=entry)
 
     return [
         ToolSpec.of(generate_image, "Generate or edit images", PAID_ACTION, core=True),

