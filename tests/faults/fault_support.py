@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -32,6 +29,7 @@ from evolink_mcp.evolink import RetryPolicy
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
+from process_support import clean_env, evolink_argv, free_port
 
 SECRET_KEY = "sk-test-faults-2c7e9a4f1b6d3e8a"
 START_TIMEOUT = 30.0
@@ -39,26 +37,6 @@ STOP_TIMEOUT = 10.0
 CALL_TIMEOUT = 30.0
 # The client's policy, shrunk: same attempts and rules, milliseconds of backoff, Retry-After up to 2 s honoured.
 QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=2.0, deadline=10.0)
-
-
-def evolink_argv(*args: str) -> list[str]:
-    """The installed console script when there is one, else the module (same code either way)."""
-    script = shutil.which("evolink-mcp", path=str(Path(sys.executable).parent))
-    return [script, *args] if script else [sys.executable, "-m", "evolink_mcp", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """This process's environment without the developer's EVOLINK_* or XDG_* settings, HOME in tmp."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVOLINK_", "XDG_"))}
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(home), PYTHONUNBUFFERED="1")
-    return env
 
 
 def text_of(result: CallToolResult) -> str:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,49 +11,19 @@ import httpx
 from mcp_types import CallToolResult, TextContent
 from PIL import Image
 
+from process_support import child_env, evolink_argv, free_port, stop  # noqa: F401  (re-exported for the tests here)
+
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 TASK_SECONDS = "0.05"
 SECRET_KEY = "sk-test-SECRET-7f3c9a1e5b2d4c6e8a0f"
 MCP_TOKEN = "mcp-token-3b8e1d9f4a6c2e7b"
 TOOLS = {"generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file", "list_tasks"}
 
 
-def evolink_argv(*args: str) -> list[str]:
-    """The installed console script when there is one, else the module (same code either way)."""
-    script = shutil.which("evolink-mcp", path=str(Path(sys.executable).parent))
-    return [script, *args] if script else [sys.executable, "-m", "evolink_mcp", *args]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_env(home: Path, **evolink: str) -> dict[str, str]:
-    """This process's environment without the developer's EVOLINK_* or XDG_* settings, plus `evolink`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVOLINK_", "XDG_"))}
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(home), EVOLINK_STATE_DIR=str(home / "state"), PYTHONUNBUFFERED="1", **evolink)
-    return env
-
-
 def write_png(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", size, (200, 40, 40)).save(path, format="PNG")
     return path
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate, then kill if it lingers; always reaped."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
 
 
 def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
