@@ -279,9 +279,6 @@ class Journal:
             finished=0 if save_error else 1,
         )
 
-    async def record_finished(self, task_id: str) -> None:
-        await self._update_task(task_id, finished=1)
-
     async def _update(self, request_key: str, **fields: Any) -> None:
         await self._write("request_key", request_key, fields)
 
@@ -364,12 +361,6 @@ class Journal:
             ).fetchall()
 
         return [_entry(r) for r in await self._run(query)]
-
-    def recent_now(self, limit: int = 20) -> list[Entry]:
-        rows = self._run_sync(
-            lambda db: db.execute("SELECT * FROM submissions ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        )
-        return [_entry(r) for r in rows]
 
 
 # How an entry is shown to people and models (list_tasks, `evolink-mcp tasks`, evolink://tasks/{id}).

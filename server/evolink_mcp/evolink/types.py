@@ -6,8 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-KNOWN_STATUSES = ("pending", "processing", "completed", "failed")
-
 
 class Wire(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -16,8 +16,6 @@ from ..catalog.validation import PIXEL_SIZE, flatten_extra
 TASK_ID = re.compile(r"^task-[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 MARKER = re.compile(r"\[sandbox:([a-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
 PENDING_SHARE = 0.15  # first part of a task's duration spent queued, before it starts processing
-TERMINAL_STATUSES = ("completed", "failed")
-
 # Message of a failed task, per task error code (evolink-api.md, "Task error codes").
 TASK_ERROR_MESSAGES = {
     "content_policy_violation": "The request was blocked by the content policy. Rephrase the prompt: "

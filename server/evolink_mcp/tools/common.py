@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -165,7 +164,3 @@ def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | Non
 def result(text: str, structured: dict[str, Any], extra: Sequence[ContentBlock] = ()) -> CallToolResult:
     """A successful result: short text first, then any images or links, and the structured copy."""
     return CallToolResult(content=[TextContent(type="text", text=text), *extra], structured_content=structured)
-
-
-def compact_json(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
