@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
+from ..media import sniff_image
+
 CHUNK = 1024 * 1024
 _NAME_UNSAFE = str.maketrans({c: "_" for c in '/\\:*?"<>|\x00'})
 
@@ -25,19 +27,6 @@ class UploadRejected(Exception):
         self.code = code
         self.status = status
         self.message = message
-
-
-def sniff_image_type(head: bytes) -> str | None:
-    """The MIME type from an image's magic bytes (JPEG, PNG, GIF, WebP), or None."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if len(head) >= 12 and head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 EXTENSION_OF = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
@@ -161,7 +150,8 @@ class FileStore:
             with os.fdopen(fd, "wb") as out:
                 while chunk := source.read(CHUNK):
                     if mime is None:
-                        mime = sniff_image_type(chunk[:16])
+                        kind = sniff_image(chunk[:16])
+                        mime = kind[1] if kind else None
                         if mime is None:
                             raise UploadRejected(
                                 40002,
