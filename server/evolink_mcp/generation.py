@@ -400,12 +400,11 @@ class ImageService:
 
     # Results
 
-    async def known_results(self, task_id: str, entry: Entry | None = None) -> TaskResults | None:
-        """Images already saved for this task (this process, or an earlier one per the journal, or `entry`)."""
+    def known_results(self, task_id: str, entry: Entry | None) -> TaskResults | None:
+        """Images already saved for this task: by this process, or by an earlier one per its journal `entry`."""
         known = self._results.get(task_id)
         if known is not None and known.save_error is None:
             return known
-        entry = entry or await self.journal.by_task_id(task_id)
         if entry is None or not entry.saved_paths or entry.save_error:
             return None
         paths = [Path(p) for p in entry.saved_paths]
@@ -433,12 +432,12 @@ class ImageService:
         """Download and save a completed task's images once; later calls return the same files."""
         lock = self._result_locks.setdefault(task.id, anyio.Lock())
         async with lock:
-            known = await self.known_results(task.id)
+            entry = await self.journal.by_task_id(task.id)
+            known = self.known_results(task.id, entry)
             if known is not None:
                 return known
             urls = task.image_urls
             results = TaskResults(urls=urls, urls_expire_at=datetime.now(timezone.utc) + RESULT_URL_LIFETIME)
-            entry = await self.journal.by_task_id(task.id)
             sidecar: dict[str, Any] = {
                 "prompt": entry.prompt if entry else None,
                 "model": task.model or (entry.model if entry else None),

@@ -296,7 +296,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         entry: Entry | None = None  # read once: each journal read is a worker-thread round trip
         try:
             entry = await deps.service.entry(task_id)
-            if entry is not None and await deps.service.known_results(task_id, entry) is not None:
+            if entry is not None and deps.service.known_results(task_id, entry) is not None:
                 # saved already: no need to ask upstream
                 return await task_result(deps, task_from_entry(entry), entry=entry)
         except JournalError as exc:
