@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,6 @@ from ..catalog import Catalog
 from ..evolink import EvolinkClient, EvolinkError
 from ..generation import ImageService
 from ..settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,7 +72,7 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
 READ_ONLY_REMOTE = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
 )
-PAID_ACTION = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+# Creates something upstream (a paid task, an upload): neither read-only nor safe to repeat.
 REMOTE_WRITE = ToolAnnotations(
     read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
 )

@@ -13,7 +13,7 @@ from ..evolink import EvolinkError, InvalidRequestError, Task, task_failure_advi
 from ..generation import TaskResults, task_from_entry
 from ..journal import Entry, JournalError
 from ..media import make_previews
-from .common import PAID_ACTION, READ_ONLY_REMOTE, Deps, ToolSpec, deps_of, error_result, result
+from .common import READ_ONLY_REMOTE, REMOTE_WRITE, Deps, ToolSpec, deps_of, error_result, result
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +308,6 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         return await follow(deps, ctx, task, wait_seconds, entry=entry)
 
     return [
-        ToolSpec.of(generate_image, "Generate or edit images", PAID_ACTION, core=True),
+        ToolSpec.of(generate_image, "Generate or edit images", REMOTE_WRITE, core=True),
         ToolSpec.of(check_task, "Check a generation task", READ_ONLY_REMOTE, core=True),
     ]
