@@ -80,17 +80,17 @@ async def test_an_unwritable_output_directory_is_a_clear_save_error_that_keeps_t
     assert data["status"] == "completed"
     assert reason in data["save_error"] and str(output_dir) in data["save_error"]
     assert f"Saving failed: {data['save_error']}" in text
-    (url,) = data["result_urls"]
+    url = data["images"][0]["url"]  # the one image (checked whole below), not saved
     assert url.startswith(f"{sandbox.base_url}/results/{data['task_id']}/")
     assert url in text and data["urls_expire_at"] in text
-    assert data["images"] == [{"index": 0, "url": url}] and data["previews"] == 0
+    assert data["images"] == [{"index": 0, "url": url}]
     assert "check_task" in data["next_step"]
     assert entry is not None and entry.result_urls == [url] and entry.save_error == data["save_error"]
     assert not entry.finished, "the journal keeps the task open until its images are saved"
     # Once the directory can be written, check_task saves the same task's images: nothing submitted again.
     saved = checked.structured_content
     assert not checked.is_error and saved is not None, text_of(checked)
-    assert "save_error" not in saved and saved["result_urls"] == [url]
+    assert "save_error" not in saved and [image["url"] for image in saved["images"]] == [url]
     (image,) = images_in(output_dir)
     assert saved["images"][0]["path"] == str(image) and is_png(image)
     assert len(sandbox.state.requests("generations")) == 1

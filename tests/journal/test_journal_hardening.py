@@ -116,7 +116,7 @@ async def test_a_task_answer_with_a_non_http_result_url_is_reported_and_never_do
 
     assert not result.is_error
     data = mcp.data(result)
-    assert data["status"] == "completed" and data["result_urls"][0].startswith(public_url)
+    assert data["status"] == "completed" and data["images"][0]["url"].startswith(public_url)
     assert "non-http(s)" in data["save_error"] and "path" not in data["images"][0]
     assert sandbox.state.requests("results") == []
     assert [p async for p in anyio.Path(output_dir).glob("*")] == []

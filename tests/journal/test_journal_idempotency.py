@@ -44,7 +44,7 @@ async def test_the_intent_is_on_disk_before_the_generation_post_is_answered(
     after = journal_row(state_dir, mcp.data(result)["task_id"])
     assert after["request_key"] == row["request_key"] and after["state"] == "submitted"
     assert after["status"] == "completed" and after["credits"] == mcp.data(result)["credits_reserved"]
-    assert after["result_urls"] == mcp.data(result)["result_urls"]
+    assert after["result_urls"] == [image["url"] for image in mcp.data(result)["images"]]
     assert after["saved_paths"] == [image["path"] for image in mcp.data(result)["images"]] and after["finished"] == 1
 
 

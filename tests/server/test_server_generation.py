@@ -83,7 +83,6 @@ async def test_a_completed_generation_is_saved_and_reported_in_text_and_structur
     assert path.parent == settings.output_dir and await anyio.Path(path).is_file()
     assert image["bytes"] == (await anyio.Path(path).stat()).st_size and image["mime_type"] == "image/png"
     assert image["url"].startswith(f"{sandbox.base_url}/results/{data['task_id']}/")
-    assert data["result_urls"] == [image["url"]]
     expires = parse_time(data["urls_expire_at"]) - datetime.now(timezone.utc)
     assert timedelta(hours=23) < expires <= timedelta(hours=24)
     assert "check_task" not in data["next_step"]
@@ -111,7 +110,7 @@ async def test_a_json_sidecar_next_to_the_image_records_how_it_was_made(mcp: Ses
     assert sidecar["parameters"] == {"size": "3:2", "quality": "1K"}
     assert sidecar["task_id"] == data["task_id"]
     assert sidecar["credits_reserved"] == data["credits_reserved"]
-    assert sidecar["source_urls"] == data["result_urls"]
+    assert sidecar["source_urls"] == [image["url"] for image in data["images"]]
     assert sidecar["urls_expire_at"] is not None
     assert before <= parse_time(sidecar["submitted_at"]) <= parse_time(sidecar["saved_at"])
     assert [entry["path"] for entry in sidecar["images"]] == [str(image_path)]
@@ -131,7 +130,7 @@ async def test_a_completed_generation_shows_an_inline_preview_and_links_each_sav
 
     data = mcp.data(result)
     (preview,) = mcp.images(result)
-    assert data["previews"] == 1 and preview.mime_type == "image/jpeg"
+    assert preview.mime_type == "image/jpeg"
     with Image.open(io.BytesIO(base64.b64decode(preview.data))) as shown:
         assert max(shown.size) <= PREVIEW_MAX_EDGE
     (link,) = mcp.links(result)
@@ -174,7 +173,7 @@ async def test_a_task_outlasting_the_wait_returns_a_resumable_result_that_check_
         assert not pending.is_error
         data = mcp.data(pending)
         assert data["status"] in ("pending", "processing") and 0 <= data["progress"] < 100
-        assert data["images"] == [] and data["previews"] == 0
+        assert data["images"] == [] and mcp.images(pending) == []
         assert "check_task" in data["next_step"] and data["task_id"] in data["next_step"]
         assert data["task_id"] in mcp.text(pending) and "check_task" in mcp.text(pending)
         assert sandbox.state.requests("results") == []
@@ -310,7 +309,7 @@ async def test_previews_of_four_4k_images_stay_within_the_budget_and_the_result_
     with Image.open(data["images"][0]["path"]) as full:
         assert full.size == (4096, 4096)
     previews = mcp.images(result)
-    assert len(previews) == data["previews"] == 4  # each image shrunk to fit its share, none dropped
+    assert len(previews) == 4  # each image shrunk to fit its share, none dropped
     assert sum(len(p.data) for p in previews) <= budget
     for preview in previews:
         with Image.open(io.BytesIO(base64.b64decode(preview.data))) as shown:
@@ -329,7 +328,7 @@ async def test_with_a_zero_preview_budget_results_carry_no_image_content_but_sti
         )
 
     data = mcp.data(result)
-    assert mcp.images(result) == [] and data["previews"] == 0
+    assert mcp.images(result) == []
     assert len(data["images"]) == 4 and len(mcp.links(result)) == 4
     assert all(image["path"] in mcp.text(result) for image in data["images"])
 

@@ -37,6 +37,17 @@ async def test_list_models_filters_by_mode_and_can_leave_out_beta_models(
     assert sandbox.state.requests() == []  # the catalog is local: listing it is free
 
 
+async def test_an_unknown_mode_is_refused_with_every_mode_there_is(mcp: Session, deps: Deps) -> None:
+    modes = sorted({mode for spec in deps.catalog.models for mode in spec.modes})
+
+    result = await mcp.call("list_models", {"mode": "paint"})
+
+    assert result.is_error
+    data = mcp.data(result)
+    assert data["category"] == "invalid_request" and "list_models" in data["next_step"]
+    assert "mode: 'paint'" in mcp.text(result) and ", ".join(modes) in mcp.text(result)
+
+
 async def test_list_models_without_filters_lists_every_model_with_its_limits(mcp: Session, deps: Deps) -> None:
     result = await mcp.call("list_models", {})
 

@@ -39,6 +39,7 @@ ANNOTATIONS = {
     "delete_file": (False, True, True, True),
     "list_tasks": (True, False, True, False),  # the local journal
 }
+SPEC_DEFAULTS = (False, True, False, True)  # ToolAnnotations in the MCP schema
 
 
 def described(tool: Tool) -> dict[str, Any]:
@@ -57,13 +58,19 @@ async def test_each_tool_is_annotated_for_what_it_does(name: str, mcp: Session) 
     annotations = (await mcp.tools())[name].annotations
 
     assert annotations is not None
-    hints = (
+    given = (
         annotations.read_only_hint,
         annotations.destructive_hint,
         annotations.idempotent_hint,
         annotations.open_world_hint,
     )
-    assert hints == ANNOTATIONS[name]
+    # Hints may be left out: read with the spec's defaults (destructive means nothing on a read-only tool)...
+    read_only = bool(given[0])
+    by_spec = tuple(default if value is None else value for value, default in zip(given, SPEC_DEFAULTS, strict=True))
+    by_spec = (by_spec[0], by_spec[1] and not read_only, *by_spec[2:])
+    assert by_spec == ANNOTATIONS[name]
+    # ...and by a client that takes a missing hint for false: the same answer either way.
+    assert tuple(bool(value) for value in given) == ANNOTATIONS[name]
 
 
 @pytest.mark.parametrize("name", TOOLS)

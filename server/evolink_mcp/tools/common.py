@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,18 +64,16 @@ class ToolSpec:
     @classmethod
     def of(cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False) -> ToolSpec:
         """A spec named after `fn`, described by its docstring."""
-        return cls(fn, fn.__name__, title, inspect.cleandoc(fn.__doc__ or ""), annotations, core)
+        return cls(fn, fn.__name__, title, " ".join((fn.__doc__ or "").split()), annotations, core)
 
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-READ_ONLY_REMOTE = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True
-)
+# A hint left out reads as false both by the spec's defaults and to a client that takes a missing hint for false:
+# readOnly and idempotent when false; destructive on a read-only tool, where the spec says it means nothing.
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+READ_ONLY_REMOTE = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True)
 # Creates something upstream (a paid task, an upload): neither read-only nor safe to repeat.
-REMOTE_WRITE = ToolAnnotations(
-    read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True
-)
-REMOTE_DELETE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
+REMOTE_WRITE = ToolAnnotations(destructive_hint=False, open_world_hint=True)
+REMOTE_DELETE = ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=True)
 
 
 def compact_schema(schema: Any) -> Any:
@@ -108,24 +105,19 @@ def compact_schema(schema: Any) -> Any:
 
 
 def output_outline(schema: dict[str, Any]) -> dict[str, Any]:
-    """An output schema with nested models reduced to objects whose keys a description names, and no defaults.
+    """An output schema with nested models reduced to plain objects, and no defaults.
 
-    Spelled out in full, the nested models of the core tools cost ~2 KB of every client's context, for what
-    each result shows anyway; the pydantic model behind each result still checks it whole.
+    Spelled out, the nested models of the core tools cost ~2 KB of every client's tools/list, for keys each
+    result shows anyway; the pydantic model behind each result still checks it whole.
     """
-    models = schema.get("$defs", {})
-
-    def keys(ref: str) -> str:
-        return ", ".join(models[ref.rsplit("/", 1)[-1]]["properties"])
 
     def outline(field: dict[str, Any]) -> dict[str, Any]:
         field = {k: v for k, v in field.items() if k != "default"}  # a result is sent whole
         items = field.get("items")
         if "$ref" in field:
-            return {"type": "object", "description": field.get("description", "{" + keys(field["$ref"]) + "}")}
+            return {"type": "object", **({"description": field["description"]} if "description" in field else {})}
         if isinstance(items, dict) and "$ref" in items:
-            described = field.get("description", "[{" + keys(items["$ref"]) + "}]")
-            return {"type": "array", "items": {"type": "object"}, "description": described}
+            return {**field, "items": {"type": "object"}}
         return field
 
     return {

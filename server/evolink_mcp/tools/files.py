@@ -89,8 +89,8 @@ def file_tools() -> list[ToolSpec]:
         upload_path: Annotated[str | None, Field(description="Folder name to group uploads.")] = None,
         file_name: Annotated[str | None, Field(description="Name to store it under (same name replaces).")] = None,
     ) -> Annotated[CallToolResult, UploadOutput]:
-        """Upload an image (JPEG, PNG, GIF, WebP; up to 100 MB) from exactly one source (free; kept 72 h).
-        Returns a file_url for generate_image's image_urls."""
+        """Upload an image from exactly one source (JPEG, PNG, GIF, WebP; up to 100 MB; free; kept 72 h).
+        Returns a file_url for image_urls."""
         deps = deps_of(ctx)
         sources = [s for s in (file_path, base64_data, file_url) if s]
         try:

@@ -7,6 +7,7 @@ import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from ..catalog import Catalog, GenerationRequest
 from ..evolink import EvolinkError, InvalidRequestError, Task, task_failure_advice
@@ -34,25 +35,28 @@ class TaskErrorOut(BaseModel):
     next_step: str
 
 
+# In every result and its text, but left out of the published output schema: it costs each client ~0.3 KB of
+# tools/list per task tool, for facts that nothing acts on (models never see output schemas).
+Informational = SkipJsonSchema()
+
+
 class TaskOutput(BaseModel):
     """A task's state; when completed, its saved images."""
 
     task_id: str
     status: str
     progress: float
-    model: str | None = None
     estimated_seconds_left: float | None = None
-    credits_reserved: float | None = None
-    client_request_id: str | None = None
-    followed_in_background: bool = False
     images: list[SavedImageOut] = Field(default_factory=list)
-    result_urls: list[str] = Field(default_factory=list)
-    urls_expire_at: str | None = None
     save_error: str | None = None
-    previews: int = 0
     error: TaskErrorOut | None = None
-    warnings: list[str] = Field(default_factory=list)
     next_step: str
+    model: Annotated[str | None, Informational] = None
+    credits_reserved: Annotated[float | None, Informational] = None
+    client_request_id: Annotated[str | None, Informational] = None
+    followed_in_background: Annotated[bool, Informational] = False
+    urls_expire_at: Annotated[str | None, Informational] = None
+    warnings: Annotated[list[str], Informational] = Field(default_factory=list)
 
 
 def _progress_message(task: Task) -> str:
@@ -110,7 +114,6 @@ async def task_result(
     lines: list[str] = []
     if task.succeeded:
         results = await deps.service.save(task)
-        out.result_urls = results.urls
         out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
         out.save_error = results.save_error
         saved_by_index = {image.index: image for image in results.images}
@@ -131,9 +134,7 @@ async def task_result(
                         )
                     )
             out.images.append(item)
-        previews = await _previews_for(deps, results)
-        out.previews = len(previews)
-        blocks = [*previews, *blocks]
+        blocks = [*await _previews_for(deps, results), *blocks]
         lines.append(f"{head} completed with {len(results.urls)} image(s).")
         for item in out.images:
             where = item.path or "not saved"
@@ -235,15 +236,15 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             Field(
                 min_length=1,
                 max_length=128,
-                description="Repeat it to get the same task back, never a second charge.",
+                description="Same id, same task: never charged twice.",
             ),
         ] = None,
         max_credits: Annotated[
             float | None, Field(gt=0, description="Refuse if it would reserve more credits.")
         ] = None,
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """Create or edit images (costs credits). Waits, saves the files and shows a preview; if still running,
-        returns a task_id for check_task."""
+        """Create or edit images (costs credits). Waits, saves and previews them, or returns a task_id for
+        check_task."""
         deps = deps_of(ctx)
         request = GenerationRequest(
             prompt=prompt,
@@ -289,8 +290,8 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             float, Field(ge=0, le=900, description="Seconds to wait for it to end (0 = just look).")
         ] = 0,
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """Status, progress and ETA of a task (free). Once completed, saves and shows its images; if failed, says
-        why and whether to retry."""
+        """A task's status and ETA (free). When done, saves and shows its images; if failed, says why and
+        whether to retry."""
         deps = deps_of(ctx)
         task_id = task_id.strip()
         entry: Entry | None = None  # read once: each journal read is a worker-thread round trip

@@ -1,13 +1,14 @@
 """list_models: the catalog, compact in text and complete in structured content."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
 from ..catalog import Catalog, ModelSpec
-from .common import READ_ONLY, ToolSpec, deps_of, result
+from ..evolink import InvalidRequestError
+from .common import READ_ONLY, ToolSpec, deps_of, error_result, result
 
 
 class ModelSummary(BaseModel):
@@ -101,21 +102,22 @@ def _line(m: ModelSummary) -> str:
 
 
 def model_tools(catalog: Catalog) -> list[ToolSpec]:
-    modes = sorted({mode for spec in catalog.models for mode in spec.modes})
-    Mode = Literal[tuple(modes)]  # type: ignore[valid-type]  # the catalog decides which modes exist
+    modes = sorted({mode for spec in catalog.models for mode in spec.modes})  # the catalog decides which exist
     # The catalog does not change while the server runs: each answer is built once (3-4 ms of 63 summaries).
     answers: dict[tuple[str | None, bool], tuple[str, dict[str, Any]]] = {}
 
     async def list_models(
         ctx: Context[Any],
+        # Not an enum: 14 modes would cost every client ~0.2 KB of tools/list; a wrong one is named and answered.
         mode: Annotated[
-            Mode | None,  # type: ignore[valid-type]
-            Field(description="Only models with this mode."),
+            str | None, Field(description="Only models with this mode, e.g. edit, inpaint, upscale.")
         ] = None,
         include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
     ) -> Annotated[CallToolResult, ModelListOutput]:
-        """Each model's sizes, qualities, n, reference-image limits and extra parameters (free): pick valid
+        """What each model takes (free): sizes, qualities, n, reference images, extra parameters. Pick
         generate_image values here."""
+        if mode is not None and mode not in modes:
+            return error_result(InvalidRequestError(f"mode: {mode!r} is not a mode; use one of: {', '.join(modes)}."))
         deps = deps_of(ctx)
         answer = answers.get((mode, include_beta)) if deps.catalog is catalog else None
         if answer is None:
