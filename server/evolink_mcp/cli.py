@@ -145,10 +145,12 @@ def run_serve(args: argparse.Namespace) -> None:
         http = args.transport != "stdio"
         deps = build_deps(settings, allowed_dirs=settings.allowed_dirs if http else None)
         if not http:
+            from .stdio import serve_stdio
+
             server = build_server(deps)
             gc.freeze()
             gc.enable()
-            anyio.run(server.run_stdio_async)
+            anyio.run(serve_stdio, server)
             return
         from .transports import serve_http
 
