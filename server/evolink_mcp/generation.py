@@ -263,7 +263,9 @@ class ImageService:
         return Submission(task, key, note=note)
 
     async def entry(self, task_id: str) -> Entry | None:
-        return await self.journal.by_task_id(task_id)
+        # Quick: check_task starts here, and a thread round trip is a good part of its latency. save() and the
+        # followers keep the thread: a read there that hardly yields lets a cancelled call start a download.
+        return await self.journal.by_task_id(task_id, quick=True)
 
     # Following tasks
 

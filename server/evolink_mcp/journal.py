@@ -1,7 +1,8 @@
 """The local record of every submission: intent before the POST, then task id, status, results, files.
 
-SQLite (stdlib) in WAL mode, in the per-user state directory. Every call runs in a worker thread so the
-event loop never waits on the disk. A corrupt file is kept aside and a fresh journal started; a journal
+SQLite (stdlib) in WAL mode, in the per-user state directory. Calls run in a worker thread so the event
+loop never waits on a lock or a slow disk; only a one-row read asked to be quick runs on the loop, and only
+when it cannot wait (see `Journal._read`). A corrupt file is kept aside and a fresh journal started; a journal
 that cannot be opened at all degrades to memory with a logged warning, never a crash loop.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 from pydantic import BaseModel, Field
 
 from .evolink import EvolinkError
@@ -146,6 +148,10 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
     return connection
 
 
+def _is_locked(exc: Exception) -> bool:
+    return "locked" in str(exc).lower() or "busy" in str(exc).lower()
+
+
 def _aside_name(path: Path) -> Path:
     """A name to keep a corrupt journal under that no earlier corrupt journal already has."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -190,7 +196,7 @@ class Journal:
             directory.mkdir(parents=True, exist_ok=True)
             db = _open(path, self.timeout)
         except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+            if _is_locked(exc):
                 return self._in_memory(f"the journal {path} is locked by another process ({exc})")
             aside = _aside_name(path)
             try:
@@ -232,9 +238,35 @@ class Journal:
             except sqlite3.Error as exc:
                 raise self._failure(exc) from exc
 
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A one-row read by key: on the event loop, which costs a fraction of a worker-thread round trip.
+
+        Only when it cannot wait: the journal is open (opening checks the file), no other call holds it,
+        and SQLite is told not to wait for another process's lock. Otherwise, as every call, in a thread.
+        """
+        import sqlite3
+
+        await anyio.lowlevel.checkpoint()  # still a cancellation point and a turn for other tasks, as the hop was
+        if not self._lock.acquire(blocking=False):
+            return await self._run(fn)
+        try:
+            db = self._connection
+            if db is not None:
+                db.execute("PRAGMA busy_timeout = 0")
+                try:
+                    return fn(db)
+                except sqlite3.Error as exc:
+                    if not _is_locked(exc):
+                        raise self._failure(exc) from exc
+                finally:
+                    db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        finally:
+            self._lock.release()
+        return await self._run(fn)
+
     def _failure(self, exc: Exception) -> JournalError:
         where = self.path or "in memory"
-        if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+        if _is_locked(exc):
             return JournalError(f"The task journal {where} is locked by another process ({exc}).")
         return JournalError(f"The task journal {where} failed ({exc}).")
 
@@ -303,10 +335,10 @@ class Journal:
         )
         return _entry(row) if row else None
 
-    async def by_task_id(self, task_id: str) -> Entry | None:
-        row = await self._run(
-            lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
-        )
+    async def by_task_id(self, task_id: str, *, quick: bool = False) -> Entry | None:
+        """With `quick`, read on the event loop when that cannot wait (see `_read`), else in a worker thread."""
+        read = self._read if quick else self._run
+        row = await read(lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone())
         return _entry(row) if row else None
 
     def by_task_id_now(self, task_id: str) -> Entry | None:
