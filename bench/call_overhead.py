@@ -1,6 +1,6 @@
 """Per-call overhead over stdio: check_task and list_models, next to what they cannot avoid.
 
-- check_task on a running sandbox task, against a direct httpx GET of the same task (an AsyncClient kept
+- check_task on a running sandbox task, against a direct httpx2 GET of the same task (an AsyncClient kept
   alive on an event loop, as the server's own client is): the difference is what the MCP round trip and our
   tool add on top of the upstream call.
 - list_models (no network), against the SDK's floor server sending the very same result (recorded from
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from common import (
     BENCH_DIR,
@@ -69,7 +69,7 @@ def _measure(home: Path) -> list[Row]:
     with sandbox_process(home / "sandbox", SECONDS_PER_TASK) as sandbox:
         env = child_env(home / "server", **upstream_env(sandbox))
         loop = asyncio.new_event_loop()
-        direct = httpx.AsyncClient(headers={"Authorization": "Bearer sandbox-key"})
+        direct = httpx2.AsyncClient(headers={"Authorization": "Bearer sandbox-key"})
         with StdioSession(evolink_argv(), env) as ours:
             ours.initialize()
             submitted = _ok(
@@ -117,7 +117,7 @@ def _measure(home: Path) -> list[Row]:
             "check_task over stdio (running task)",
             series["check_task"],
             series["direct"],
-            "httpx AsyncClient GET of the task",
+            "httpx2 AsyncClient GET of the task",
             f"of which the SDK's bare stdio round trip (floor echo) is {ms(echo)}: ours beyond both "
             f"+{ms(percentile(series['check_task'], 50) - percentile(series['direct'], 50) - echo)}",
         ),

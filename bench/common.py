@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -115,9 +115,9 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) 
         if process.poll() is not None:
             raise RuntimeError(f"{url}: the process exited ({process.returncode}):\n{log.read_text(errors='replace')}")
         try:
-            httpx.get(url, timeout=2.0)
+            httpx2.get(url, timeout=2.0)
             return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nothing answered at {url}:\n{log.read_text(errors='replace')}") from None
             time.sleep(0.05)
@@ -130,7 +130,7 @@ class SandboxProcess:
 
     def configure(self, **changes: object) -> None:
         """Change the running sandbox's config (POST /_sandbox/config), e.g. max_file_bytes."""
-        answer = httpx.post(f"{self.base_url}/_sandbox/config", json=changes, timeout=10)
+        answer = httpx2.post(f"{self.base_url}/_sandbox/config", json=changes, timeout=10)
         answer.raise_for_status()
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 
 from common import (
     PROTOCOL,
@@ -55,7 +55,7 @@ PROMPT = "a lighthouse at dusk, watercolor"
 class HttpSession:
     """One MCP session over streamable HTTP: initialize, then tools/call answered on an SSE stream."""
 
-    def __init__(self, http: httpx.AsyncClient, url: str) -> None:
+    def __init__(self, http: httpx2.AsyncClient, url: str) -> None:
         self.http = http
         self.url = url
         self.session_id: str | None = None
@@ -109,7 +109,7 @@ class HttpSession:
             await self.http.delete(self.url, headers=self._headers())
 
 
-async def _generate(http: httpx.AsyncClient, url: str, number: int) -> tuple[float, str]:
+async def _generate(http: httpx2.AsyncClient, url: str, number: int) -> tuple[float, str]:
     """(seconds, final status) of one generate_image that waits, in its own session."""
     session = HttpSession(http, url)
     started = time.perf_counter()
@@ -131,8 +131,8 @@ async def _generate(http: httpx.AsyncClient, url: str, number: int) -> tuple[flo
 
 async def _drive(url: str) -> tuple[float, list[tuple[float, str]]]:
     """(one call alone, then every outcome of CALLS calls at once)."""
-    limits = httpx.Limits(max_connections=CALLS * 2, max_keepalive_connections=CALLS * 2)
-    async with httpx.AsyncClient(limits=limits, timeout=CALL_TIMEOUT) as http:
+    limits = httpx2.Limits(max_connections=CALLS * 2, max_keepalive_connections=CALLS * 2)
+    async with httpx2.AsyncClient(limits=limits, timeout=CALL_TIMEOUT) as http:
         alone, status = await _generate(http, url, 0)
         if status != "completed":
             raise RuntimeError(f"a single generate_image ended {status}")

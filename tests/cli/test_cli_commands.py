@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 from cli_support import DEFAULT_MODEL, RUN_TIMEOUT, SECRET_KEY, evolink_argv, free_port, run_cli, stop
 
 from evolink_mcp import __version__
@@ -68,12 +68,12 @@ def test_the_sandbox_command_serves_the_task_api_and_refuses_requests_without_a_
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                without_key = httpx.get(url, timeout=2)
+                without_key = httpx2.get(url, timeout=2)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 assert time.monotonic() < deadline, f"nothing answered at {url}:\n{log.read_text()}"
                 time.sleep(0.05)
-        unknown_with_key = httpx.get(
+        unknown_with_key = httpx2.get(
             url.replace("xyz", "task-unknown"), headers={"Authorization": f"Bearer {SECRET_KEY}"}, timeout=2
         )
     finally:

@@ -6,7 +6,7 @@ import base64
 import io
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from client_support import client_for, generation, png_bytes, wait_until_terminal
 
@@ -178,7 +178,7 @@ async def test_every_call_identifies_itself_as_evolink_mcp_with_its_version(
 async def test_a_caller_supplied_httpx_client_still_sends_the_evolink_mcp_user_agent(
     sandbox: SandboxServer,
 ) -> None:
-    async with httpx.AsyncClient() as shared:
+    async with httpx2.AsyncClient() as shared:
         async with client_for(sandbox.base_url, http_client=shared) as client:
             uploaded = await client.upload_base64(base64.b64encode(png_bytes()).decode())
             await client.download(uploaded.file_url, io.BytesIO(), max_bytes=1 << 20)

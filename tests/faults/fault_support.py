@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import jsonschema
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -97,9 +97,9 @@ class SandboxProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the sandbox exited with {self.process.returncode}:\n{self.log_text()}")
             try:
-                if httpx.get(f"{self.base_url}/_sandbox/health", timeout=2.0).is_success:
+                if httpx2.get(f"{self.base_url}/_sandbox/health", timeout=2.0).is_success:
                     return
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the sandbox never answered:\n{self.log_text()}")
@@ -118,7 +118,7 @@ class SandboxProcess:
         return self.log.read_text(errors="replace")
 
     async def _control(self, method: str, path: str, **kwargs: Any) -> Any:
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=5.0) as http:
+        async with httpx2.AsyncClient(base_url=self.base_url, timeout=5.0) as http:
             response = await http.request(method, f"/_sandbox/{path}", **kwargs)
         response.raise_for_status()
         return response.json()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 
 from conftest import API_KEY, DEFAULT_MODEL, INSTANT
@@ -230,7 +230,7 @@ def test_the_default_base64_cap_is_the_files_api_limit() -> None:
         check_base64("A" * (140 * 1024 * 1024))
 
 
-# The API key is redacted from every log record and exception text, httpx's included.
+# The API key is redacted from every log record and exception text, httpx2's included.
 
 
 @pytest.fixture
@@ -270,11 +270,11 @@ async def test_the_secret_is_redacted_from_an_httpx_exception_logged_with_exc_in
     redacting_log: tuple[logging.Logger, io.StringIO], sandbox: SandboxServer
 ) -> None:
     logger, stream = redacting_log
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         response = await http.get(f"{sandbox.base_url}/v1/tasks/nosuch?api_key={LOG_SECRET}")
-    with pytest.raises(httpx.HTTPStatusError) as raised:
+    with pytest.raises(httpx2.HTTPStatusError) as raised:
         response.raise_for_status()
-    assert LOG_SECRET in str(raised.value)  # httpx puts the URL, and so the key, in its message
+    assert LOG_SECRET in str(raised.value)  # httpx2 puts the URL, and so the key, in its message
 
     logger.error("polling failed", exc_info=raised.value)
 
@@ -286,7 +286,7 @@ async def test_the_secret_is_redacted_from_an_httpx_exception_logged_with_exc_in
 @pytest.fixture
 def configured_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     """configure_logging() for the test, writing to the captured stderr; undone afterwards."""
-    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx")
+    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx2")
     levels = root.level, httpx_logger.level
     configure_logging("DEBUG", [LOG_SECRET])
     yield
@@ -299,7 +299,7 @@ def configured_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
 async def test_httpxs_own_request_log_line_is_redacted_by_the_servers_log_handler(
     configured_logging: None, capsys: pytest.CaptureFixture[str], sandbox: SandboxServer
 ) -> None:
-    async with httpx.AsyncClient() as http:
+    async with httpx2.AsyncClient() as http:
         await http.get(f"{sandbox.base_url}/v1/tasks/nosuch?api_key={LOG_SECRET}")
 
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The sandbox speaks the Evolink contract: driven with plain httpx against uvicorn on 127.0.0.1."""
+"""The sandbox speaks the Evolink contract: driven with plain httpx2 against uvicorn on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-import httpx
+import httpx2
 import pytest
 from PIL import Image
 
@@ -31,24 +31,24 @@ def png_bytes(width: int = 8, height: int = 8) -> bytes:
 
 
 @pytest.fixture
-async def api(sandbox: SandboxServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=sandbox.base_url, headers=AUTH, timeout=20) as client:
+async def api(sandbox: SandboxServer) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=sandbox.base_url, headers=AUTH, timeout=20) as client:
         yield client
 
 
-async def submit(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+async def submit(api: httpx2.AsyncClient, **body: Any) -> dict[str, Any]:
     response = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "a fox", **body})
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def upload_base64(api: httpx.AsyncClient, data: bytes, **fields: str) -> httpx.Response:
+async def upload_base64(api: httpx2.AsyncClient, data: bytes, **fields: str) -> httpx2.Response:
     return await api.post(
         "/api/v1/files/upload/base64", json={"base64_data": base64.b64encode(data).decode(), **fields}
     )
 
 
-async def wait_until_done(api: httpx.AsyncClient, task_id: str, seconds: float = 10) -> dict[str, Any]:
+async def wait_until_done(api: httpx2.AsyncClient, task_id: str, seconds: float = 10) -> dict[str, Any]:
     with anyio.fail_after(seconds):
         while True:
             body = (await api.get(f"/v1/tasks/{task_id}")).json()
@@ -60,7 +60,7 @@ async def wait_until_done(api: httpx.AsyncClient, task_id: str, seconds: float =
 # -- generation lifecycle ---------------------------------------------------------------------------
 
 
-async def test_a_submission_returns_the_documented_task_envelope(api: httpx.AsyncClient) -> None:
+async def test_a_submission_returns_the_documented_task_envelope(api: httpx2.AsyncClient) -> None:
     created = await submit(api, size="16:9", quality="2K")
 
     assert TASK_ID.match(created["id"])
@@ -75,7 +75,7 @@ async def test_a_submission_returns_the_documented_task_envelope(api: httpx.Asyn
 
 
 async def test_a_task_goes_from_pending_through_processing_to_completed_with_results_and_result_data(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
 ) -> None:
     created = await submit(api, prompt="a lighthouse [sandbox:duration=1]")
     seen = [(created["status"], created["progress"], created["task_info"]["estimated_time"])]
@@ -98,7 +98,7 @@ async def test_a_task_goes_from_pending_through_processing_to_completed_with_res
     assert body["result_data"] == [{"image_url": url} for url in body["results"]]
 
 
-async def test_credits_are_deterministic_and_grow_with_tier_and_n(api: httpx.AsyncClient) -> None:
+async def test_credits_are_deterministic_and_grow_with_tier_and_n(api: httpx2.AsyncClient) -> None:
     small = await submit(api, model="gpt-image-2", resolution="1K", quality="low")
     same = await submit(api, model="gpt-image-2", resolution="1K", quality="low")
     big = await submit(api, model="gpt-image-2", resolution="4K", quality="low")
@@ -126,7 +126,7 @@ async def test_credits_are_deterministic_and_grow_with_tier_and_n(api: httpx.Asy
     ],
 )
 async def test_a_result_image_has_the_requested_aspect_ratio_tier_and_format(
-    api: httpx.AsyncClient, body: dict[str, Any], expected_size: tuple[int, int], expected_format: str
+    api: httpx2.AsyncClient, body: dict[str, Any], expected_size: tuple[int, int], expected_format: str
 ) -> None:
     created = await submit(api, **body)
     done = await wait_until_done(api, created["id"])
@@ -140,7 +140,7 @@ async def test_a_result_image_has_the_requested_aspect_ratio_tier_and_format(
     assert response.headers["content-type"] == Image.MIME[expected_format]
 
 
-async def test_a_task_with_n_images_returns_n_distinct_result_urls(api: httpx.AsyncClient) -> None:
+async def test_a_task_with_n_images_returns_n_distinct_result_urls(api: httpx2.AsyncClient) -> None:
     created = await submit(api, model="gpt-image-2", n=3, size="1:1")
     done = await wait_until_done(api, created["id"])
 
@@ -152,7 +152,7 @@ async def test_a_task_with_n_images_returns_n_distinct_result_urls(api: httpx.As
 
 
 async def test_a_4k_image_renders_quickly_and_is_served_from_the_cache_afterwards(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     created = await submit(api, size="1:1", quality="4K", prompt="a very large test image")
     done = await wait_until_done(api, created["id"])
@@ -169,7 +169,7 @@ async def test_a_4k_image_renders_quickly_and_is_served_from_the_cache_afterward
 # -- request validation -----------------------------------------------------------------------------
 
 
-async def test_an_invalid_size_is_refused_with_400_naming_the_size_param(api: httpx.AsyncClient) -> None:
+async def test_an_invalid_size_is_refused_with_400_naming_the_size_param(api: httpx2.AsyncClient) -> None:
     response = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x", "size": "7:5"})
 
     assert response.status_code == 400
@@ -180,7 +180,7 @@ async def test_an_invalid_size_is_refused_with_400_naming_the_size_param(api: ht
     assert error["code"] == 400
 
 
-async def test_an_unknown_model_is_404_with_a_fallback_suggestion(api: httpx.AsyncClient) -> None:
+async def test_an_unknown_model_is_404_with_a_fallback_suggestion(api: httpx2.AsyncClient) -> None:
     near = await api.post("/v1/images/generations", json={"model": "gpt-image-3", "prompt": "x"})
     far = await api.post("/v1/images/generations", json={"model": "zzzz", "prompt": "x"})
 
@@ -224,7 +224,7 @@ async def test_an_unknown_model_is_404_with_a_fallback_suggestion(api: httpx.Asy
     ],
 )
 async def test_invalid_parameters_are_refused_with_400_naming_the_param(
-    api: httpx.AsyncClient, body: dict[str, Any], param: str
+    api: httpx2.AsyncClient, body: dict[str, Any], param: str
 ) -> None:
     response = await api.post("/v1/images/generations", json=body)
 
@@ -234,7 +234,7 @@ async def test_invalid_parameters_are_refused_with_400_naming_the_param(
 
 
 async def test_valid_nested_model_params_and_public_reference_urls_are_accepted(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
 ) -> None:
     await submit(
         api,
@@ -243,7 +243,7 @@ async def test_valid_nested_model_params_and_public_reference_urls_are_accepted(
     )
 
 
-async def test_a_body_that_is_not_a_json_object_is_400(api: httpx.AsyncClient) -> None:
+async def test_a_body_that_is_not_a_json_object_is_400(api: httpx2.AsyncClient) -> None:
     response = await api.post("/v1/images/generations", content=b"[1, 2]", headers={"content-type": "application/json"})
 
     assert response.status_code == 400
@@ -254,7 +254,7 @@ async def test_a_body_that_is_not_a_json_object_is_400(api: httpx.AsyncClient) -
 
 
 async def test_requests_without_a_key_are_401_in_each_api_envelope(sandbox: SandboxServer) -> None:
-    async with httpx.AsyncClient(base_url=sandbox.base_url) as anonymous:
+    async with httpx2.AsyncClient(base_url=sandbox.base_url) as anonymous:
         generation = await anonymous.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
         task = await anonymous.get("/v1/tasks/task-unified-1-abcdefgh", headers={"Authorization": "Bearer"})
         quota = await anonymous.get("/api/v1/files/quota")
@@ -266,7 +266,7 @@ async def test_requests_without_a_key_are_401_in_each_api_envelope(sandbox: Sand
     assert sandbox.state.tasks == {}
 
 
-async def test_with_a_configured_key_only_that_key_is_accepted(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
+async def test_with_a_configured_key_only_that_key_is_accepted(api: httpx2.AsyncClient, sandbox: SandboxServer) -> None:
     sandbox.state.configure(api_key="the-right-key")
 
     wrong = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
@@ -283,7 +283,7 @@ async def test_with_a_configured_key_only_that_key_is_accepted(api: httpx.AsyncC
 # -- failures and expiry ----------------------------------------------------------------------------
 
 
-async def test_a_fail_marker_ends_the_task_failed_with_the_documented_message(api: httpx.AsyncClient) -> None:
+async def test_a_fail_marker_ends_the_task_failed_with_the_documented_message(api: httpx2.AsyncClient) -> None:
     created = await submit(api, prompt="something [sandbox:fail=content_policy_violation]")
     done = await wait_until_done(api, created["id"])
 
@@ -293,21 +293,21 @@ async def test_a_fail_marker_ends_the_task_failed_with_the_documented_message(ap
     assert "results" not in done
 
 
-async def test_a_fail_marker_with_an_unlisted_code_keeps_the_code(api: httpx.AsyncClient) -> None:
+async def test_a_fail_marker_with_an_unlisted_code_keeps_the_code(api: httpx2.AsyncClient) -> None:
     done = await wait_until_done(api, (await submit(api, prompt="[sandbox:fail=brand_new_code]"))["id"])
 
     assert done["error"]["code"] == "brand_new_code"
     assert done["error"]["message"]
 
 
-async def test_a_status_marker_ends_the_task_in_that_unknown_status(api: httpx.AsyncClient) -> None:
+async def test_a_status_marker_ends_the_task_in_that_unknown_status(api: httpx2.AsyncClient) -> None:
     done = await wait_until_done(api, (await submit(api, prompt="x [sandbox:status=cancelled]"))["id"])
 
     assert done["status"] == "cancelled"
     assert "results" not in done and "error" not in done
 
 
-async def test_an_expired_task_answers_404_naming_task_id(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
+async def test_an_expired_task_answers_404_naming_task_id(api: httpx2.AsyncClient, sandbox: SandboxServer) -> None:
     created = await submit(api)
     done = await wait_until_done(api, created["id"])
     sandbox.state.expire(created["id"])
@@ -320,7 +320,7 @@ async def test_an_expired_task_answers_404_naming_task_id(api: httpx.AsyncClient
     assert (await api.get(done["results"][0])).status_code == 404
 
 
-async def test_an_expire_marker_makes_the_task_404_once_it_completes(api: httpx.AsyncClient) -> None:
+async def test_an_expire_marker_makes_the_task_404_once_it_completes(api: httpx2.AsyncClient) -> None:
     created = await submit(api, prompt="x [sandbox:expire] [sandbox:duration=0.3]")
     first = await api.get(f"/v1/tasks/{created['id']}")
     with anyio.fail_after(10):
@@ -333,7 +333,7 @@ async def test_an_expire_marker_makes_the_task_404_once_it_completes(api: httpx.
     assert response.status_code == 404
 
 
-async def test_an_unknown_task_id_is_404_and_a_malformed_one_is_400(api: httpx.AsyncClient) -> None:
+async def test_an_unknown_task_id_is_404_and_a_malformed_one_is_400(api: httpx2.AsyncClient) -> None:
     unknown = await api.get("/v1/tasks/task-unified-1700000000-abcdefgh")
     malformed = await api.get("/v1/tasks/not a task!")
 
@@ -351,7 +351,7 @@ UPLOAD_FIELDS = {
 }  # fmt: skip
 
 
-async def test_a_base64_upload_is_stored_and_served_at_its_file_url(api: httpx.AsyncClient) -> None:
+async def test_a_base64_upload_is_stored_and_served_at_its_file_url(api: httpx2.AsyncClient) -> None:
     data = png_bytes()
     response = await api.post(
         "/api/v1/files/upload/base64",
@@ -382,7 +382,7 @@ def _hours_between(start: str, end: str) -> float:
 
 
 async def test_a_multipart_stream_upload_keeps_the_original_name_and_upload_path(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
 ) -> None:
     data = png_bytes(32, 16)
     response = await api.post(
@@ -402,7 +402,7 @@ async def test_a_multipart_stream_upload_keeps_the_original_name_and_upload_path
 
 
 async def test_a_stream_upload_is_copied_in_chunks_and_large_files_are_accepted(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
 ) -> None:
     size = 5 * 1024 * 1024
     response = await api.post(
@@ -413,7 +413,7 @@ async def test_a_stream_upload_is_copied_in_chunks_and_large_files_are_accepted(
     assert response.json()["data"]["file_size"] == size
 
 
-async def test_a_file_over_the_size_cap_is_refused_with_40001(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
+async def test_a_file_over_the_size_cap_is_refused_with_40001(api: httpx2.AsyncClient, sandbox: SandboxServer) -> None:
     sandbox.state.configure(max_file_bytes=1024 * 1024)
     data = png_bytes() + bytes(1024 * 1024)
 
@@ -427,7 +427,7 @@ async def test_a_file_over_the_size_cap_is_refused_with_40001(api: httpx.AsyncCl
     assert sandbox.state.files.used == 0
 
 
-async def test_a_file_that_is_not_an_image_is_refused_with_40002(api: httpx.AsyncClient) -> None:
+async def test_a_file_that_is_not_an_image_is_refused_with_40002(api: httpx2.AsyncClient) -> None:
     response = await api.post(
         "/api/v1/files/upload/stream",
         files={"file": ("fake.png", io.BytesIO(b"%PDF-1.7 not an image"), "image/png")},
@@ -438,7 +438,7 @@ async def test_a_file_that_is_not_an_image_is_refused_with_40002(api: httpx.Asyn
 
 
 async def test_a_full_quota_refuses_uploads_with_40003_until_a_file_is_deleted(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     sandbox.state.configure(max_files=2)
     ids = [(await upload_base64(api, png_bytes())).json()["data"]["file_id"] for _ in range(2)]
@@ -456,7 +456,7 @@ async def test_a_full_quota_refuses_uploads_with_40003_until_a_file_is_deleted(
     assert again.json()["success"] is True
 
 
-async def test_uploading_the_same_file_name_overwrites_the_old_file(api: httpx.AsyncClient) -> None:
+async def test_uploading_the_same_file_name_overwrites_the_old_file(api: httpx2.AsyncClient) -> None:
     first = png_bytes(4, 4)
     second = png_bytes(6, 6)
     one = await upload_base64(api, first, file_name="same.png")
@@ -467,7 +467,7 @@ async def test_uploading_the_same_file_name_overwrites_the_old_file(api: httpx.A
     assert (await api.get("/api/v1/files/quota")).json()["data"]["used_files"] == 1
 
 
-async def test_listing_pages_through_files_newest_first(api: httpx.AsyncClient) -> None:
+async def test_listing_pages_through_files_newest_first(api: httpx2.AsyncClient) -> None:
     for index in range(3):
         await upload_base64(api, png_bytes(), file_name=f"f{index}.png")
 
@@ -481,14 +481,14 @@ async def test_listing_pages_through_files_newest_first(api: httpx.AsyncClient) 
     assert sorted(names) == ["f0.png", "f1.png", "f2.png"]
 
 
-async def test_deleting_an_unknown_file_is_404_in_the_files_envelope(api: httpx.AsyncClient) -> None:
+async def test_deleting_an_unknown_file_is_404_in_the_files_envelope(api: httpx2.AsyncClient) -> None:
     response = await api.delete("/api/v1/files/file_nope")
 
     assert response.status_code == 404
     assert response.json()["success"] is False and response.json()["code"] == 404
 
 
-async def test_a_url_upload_copies_the_sandboxs_own_files_and_results(api: httpx.AsyncClient) -> None:
+async def test_a_url_upload_copies_the_sandboxs_own_files_and_results(api: httpx2.AsyncClient) -> None:
     stored = await upload_base64(api, png_bytes())
     done = await wait_until_done(api, (await submit(api, size="1:1", quality="0.5K"))["id"])
 
@@ -507,7 +507,7 @@ async def test_a_url_upload_copies_the_sandboxs_own_files_and_results(api: httpx
 
 
 async def test_a_url_upload_from_anywhere_else_fails_with_40004_without_going_out(
-    api: httpx.AsyncClient,
+    api: httpx2.AsyncClient,
 ) -> None:
     response = await api.post("/api/v1/files/upload/url", json={"file_url": "https://example.com/cat.png"})
 
@@ -516,7 +516,7 @@ async def test_a_url_upload_from_anywhere_else_fails_with_40004_without_going_ou
 
 
 @pytest.mark.slow
-async def test_a_multipart_upload_streams_to_disk_instead_of_memory(api: httpx.AsyncClient) -> None:
+async def test_a_multipart_upload_streams_to_disk_instead_of_memory(api: httpx2.AsyncClient) -> None:
     import tracemalloc
 
     data_size = 101 * 1024 * 1024  # above the default 100 MB cap; chunked, so no early Content-Length check
@@ -535,7 +535,7 @@ async def test_a_multipart_upload_streams_to_disk_instead_of_memory(api: httpx.A
 
 
 class ChunkedFile:
-    """A file-like object of unknown length (`head`, then zeros up to `total`): httpx sends it chunked."""
+    """A file-like object of unknown length (`head`, then zeros up to `total`): httpx2 sends it chunked."""
 
     def __init__(self, head: bytes, total: int) -> None:
         self.head = head
@@ -553,7 +553,7 @@ class ChunkedFile:
 
 
 async def test_a_scripted_status_answers_with_the_documented_body_and_retry_after(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     sandbox.state.fail_next("generations", 429, count=2, retry_after=7)
 
@@ -577,7 +577,7 @@ async def test_a_scripted_status_answers_with_the_documented_body_and_retry_afte
      (502, "upstream_error"), (503, "service_unavailable_error")],
 )  # fmt: skip
 async def test_each_documented_status_has_its_error_type(
-    api: httpx.AsyncClient, sandbox: SandboxServer, status: int, error_type: str
+    api: httpx2.AsyncClient, sandbox: SandboxServer, status: int, error_type: str
 ) -> None:
     sandbox.state.fail_next("tasks", status)
 
@@ -588,7 +588,7 @@ async def test_each_documented_status_has_its_error_type(
 
 
 async def test_a_scripted_status_on_a_files_route_uses_the_files_envelope_and_only_that_method(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     sandbox.state.fail_next("files", 503, method="GET")
 
@@ -600,7 +600,7 @@ async def test_a_scripted_status_on_a_files_route_uses_the_files_envelope_and_on
     assert quota.json() == {"success": False, "code": 503, "msg": quota.json()["msg"], "data": None}
 
 
-async def test_added_latency_delays_the_answer(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
+async def test_added_latency_delays_the_answer(api: httpx2.AsyncClient, sandbox: SandboxServer) -> None:
     sandbox.state.add_latency("tasks", 300, count=1)
 
     started = time.monotonic()
@@ -615,11 +615,11 @@ async def test_added_latency_delays_the_answer(api: httpx.AsyncClient, sandbox: 
 
 
 async def test_a_connection_dropped_before_processing_creates_no_task(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     sandbox.state.drop_next("generations", when="before")
 
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx2.RemoteProtocolError):
         await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
     after = await api.post("/v1/images/generations", json={"model": "nano-banana-2", "prompt": "x"})
 
@@ -630,11 +630,11 @@ async def test_a_connection_dropped_before_processing_creates_no_task(
 
 
 async def test_a_connection_dropped_after_processing_loses_the_answer_but_the_task_exists(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     sandbox.state.drop_next("generations", when="after")
 
-    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+    with pytest.raises((httpx2.RemoteProtocolError, httpx2.ReadError)):
         await api.post(
             "/v1/images/generations",
             json={"model": "nano-banana-2", "prompt": "lost answer"},
@@ -651,7 +651,7 @@ async def test_a_connection_dropped_after_processing_loses_the_answer_but_the_ta
 
 
 async def test_the_request_log_keeps_selected_headers_but_never_the_key(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     await api.post(
         "/v1/images/generations",
@@ -667,9 +667,9 @@ async def test_the_request_log_keeps_selected_headers_but_never_the_key(
 
 
 async def test_faults_can_be_scripted_and_the_log_read_over_http(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
-    async with httpx.AsyncClient(base_url=sandbox.base_url) as control:
+    async with httpx2.AsyncClient(base_url=sandbox.base_url) as control:
         made = await control.post(
             "/_sandbox/faults",
             json={"kind": "status", "endpoint": "generations", "status": 503, "retry_after": "2"},
@@ -693,7 +693,7 @@ async def test_faults_can_be_scripted_and_the_log_read_over_http(
     assert sandbox.state.faults == []
 
 
-async def test_reset_forgets_tasks_files_faults_and_the_log(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
+async def test_reset_forgets_tasks_files_faults_and_the_log(api: httpx2.AsyncClient, sandbox: SandboxServer) -> None:
     await submit(api)
     await upload_base64(api, png_bytes())
     sandbox.state.fail_next("tasks", 500)
@@ -707,7 +707,7 @@ async def test_reset_forgets_tasks_files_faults_and_the_log(api: httpx.AsyncClie
 
 
 async def test_a_url_upload_treats_every_loopback_spelling_of_the_sandbox_as_itself(
-    api: httpx.AsyncClient, sandbox: SandboxServer
+    api: httpx2.AsyncClient, sandbox: SandboxServer
 ) -> None:
     stored = (await upload_base64(api, png_bytes(), file_name="orig.png")).json()["data"]
     localhost_url = stored["file_url"].replace("127.0.0.1", "localhost")
@@ -717,9 +717,9 @@ async def test_a_url_upload_treats_every_loopback_spelling_of_the_sandbox_as_its
     assert response.json()["success"] is True, response.text
 
 
-async def test_a_task_can_be_expired_over_http(api: httpx.AsyncClient, sandbox: SandboxServer) -> None:
+async def test_a_task_can_be_expired_over_http(api: httpx2.AsyncClient, sandbox: SandboxServer) -> None:
     created = await submit(api)
-    async with httpx.AsyncClient(base_url=sandbox.base_url) as control:
+    async with httpx2.AsyncClient(base_url=sandbox.base_url) as control:
         expired = await control.post(f"/_sandbox/tasks/{created['id']}/expire")
         unknown = await control.post("/_sandbox/tasks/task-unified-1-abcdefgh/expire")
 

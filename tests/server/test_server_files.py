@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import httpx2
 import pytest
 from mcp_types import CallToolResult
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def http(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+async def http(anyio_backend: str) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(timeout=10) as client:
         yield client
 
 
@@ -36,7 +36,7 @@ def assert_reports_upload(mcp: Session, result: CallToolResult, sandbox: Sandbox
 
 
 async def test_upload_file_streams_a_local_file_and_returns_a_file_url_serving_the_same_bytes(
-    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx.AsyncClient
+    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx2.AsyncClient
 ) -> None:
     png = make_png("to-upload.png")
 
@@ -56,7 +56,7 @@ async def test_upload_file_accepts_base64_raw_or_as_a_data_url(
     mcp: Session,
     sandbox: SandboxServer,
     make_png: Callable[..., Path],
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
 ) -> None:
     png = make_png()
     encoded = base64.b64encode(png.read_bytes()).decode()
@@ -71,7 +71,7 @@ async def test_upload_file_accepts_base64_raw_or_as_a_data_url(
 
 
 async def test_upload_file_from_a_url_has_the_files_api_fetch_it(
-    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx.AsyncClient
+    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx2.AsyncClient
 ) -> None:
     png = make_png()
     first = mcp.data(await mcp.call("upload_file", {"file_path": str(png)}))
@@ -109,7 +109,7 @@ async def test_list_files_shows_the_uploads_and_the_quota(
 
 
 async def test_delete_file_removes_the_upload_and_frees_quota(
-    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx.AsyncClient
+    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx2.AsyncClient
 ) -> None:
     uploaded = mcp.data(await mcp.call("upload_file", {"file_path": str(make_png())}))
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import httpx
 import httpx2
 import pytest
 from mcp import Client
@@ -62,7 +61,7 @@ SESSIONS = {"streamable-http": streamable_http_session, "sse": sse_session}
 
 
 def test_healthz_answers_without_a_token(http_server: HttpServer) -> None:
-    response = httpx.get(f"{http_server.base_url}/healthz", timeout=5)
+    response = httpx2.get(f"{http_server.base_url}/healthz", timeout=5)
 
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
@@ -79,7 +78,7 @@ def test_requests_without_the_right_token_get_401_with_a_bearer_challenge(
 ) -> None:
     headers = dict(MCP_HEADERS, **({"Authorization": authorization} if authorization else {}))
 
-    response = httpx.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
+    response = httpx2.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -88,7 +87,7 @@ def test_requests_without_the_right_token_get_401_with_a_bearer_challenge(
 def test_the_right_token_opens_a_streamable_http_session(http_server: HttpServer) -> None:
     headers = {**MCP_HEADERS, **http_server.auth}
 
-    response = httpx.post(f"{http_server.base_url}/mcp", headers=headers, content=INITIALIZE, timeout=5)
+    response = httpx2.post(f"{http_server.base_url}/mcp", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 200
     assert response.headers.get("mcp-session-id")
@@ -122,7 +121,7 @@ async def test_generate_image_saves_the_image_and_reports_progress_over_each_htt
 def test_a_foreign_host_header_is_refused(http_server: HttpServer, method: str, path: str) -> None:
     headers = {**MCP_HEADERS, **http_server.auth, "Host": "evil.example"}
 
-    response = httpx.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
+    response = httpx2.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 421
 
@@ -131,7 +130,7 @@ def test_a_foreign_host_header_is_refused(http_server: HttpServer, method: str, 
 def test_a_foreign_origin_is_refused(http_server: HttpServer, method: str, path: str) -> None:
     headers = {**MCP_HEADERS, **http_server.auth, "Origin": "http://evil.example"}
 
-    response = httpx.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
+    response = httpx2.request(method, f"{http_server.base_url}{path}", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 403
 
@@ -139,7 +138,7 @@ def test_a_foreign_origin_is_refused(http_server: HttpServer, method: str, path:
 def test_an_origin_naming_this_server_is_accepted(http_server: HttpServer) -> None:
     headers = {**MCP_HEADERS, **http_server.auth, "Origin": f"http://127.0.0.1:{http_server.port}"}
 
-    response = httpx.post(f"{http_server.base_url}/mcp", headers=headers, content=INITIALIZE, timeout=5)
+    response = httpx2.post(f"{http_server.base_url}/mcp", headers=headers, content=INITIALIZE, timeout=5)
 
     assert response.status_code == 200
 
@@ -155,7 +154,7 @@ def test_a_body_over_16_mib_is_refused_with_413(http_server: HttpServer, path: s
     headers = {**MCP_HEADERS, **http_server.auth}
     body = seventeen_mib() if chunked else b"".join(seventeen_mib())
 
-    response = httpx.post(f"{http_server.base_url}{path}", headers=headers, content=body, timeout=30)
+    response = httpx2.post(f"{http_server.base_url}{path}", headers=headers, content=body, timeout=30)
 
     assert response.status_code == 413
 
@@ -220,7 +219,7 @@ async def test_generate_image_refuses_a_reference_path_outside_evolink_allowed_d
 def test_the_token_never_appears_in_the_server_log(http_server: HttpServer) -> None:
     for authorization in (f"Bearer {http_server.token}", f"Bearer {http_server.token}x"):
         headers = {**MCP_HEADERS, "Authorization": authorization}
-        httpx.post(f"{http_server.base_url}/mcp", headers=headers, content=INITIALIZE, timeout=5)
+        httpx2.post(f"{http_server.base_url}/mcp", headers=headers, content=INITIALIZE, timeout=5)
 
     log = http_server.log_text()
     assert "DEBUG" in log  # the most talkative level is on, so this covers everything the server logs

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+import httpx2
 from mcp_types import CallToolResult, TextContent
 from PIL import Image
 
@@ -33,9 +33,9 @@ def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) 
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
         try:
-            httpx.get(url, timeout=2.0)
+            httpx2.get(url, timeout=2.0)
             return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nothing answered at {url}:\n{log.read_text(errors='replace')}") from None
             time.sleep(0.05)

@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
+import httpx2  # the MCP SDK's own client, so already imported wherever a server runs
 from pydantic import SecretStr, ValidationError
 
 from .. import __version__
@@ -37,9 +38,6 @@ from .errors import (
 )
 from .types import FileList, FileQuota, Task, UploadedFile, Wire
 
-if TYPE_CHECKING:
-    import httpx  # imported on first use: with its CLI's rich and pygments, ~20 ms of every stdio start-up
-
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
@@ -56,10 +54,8 @@ class Timeouts:
     pool: float = 10.0
     download_read: float = 60.0
 
-    def httpx(self, read: float | None = None) -> httpx.Timeout:
-        import httpx
-
-        return httpx.Timeout(connect=self.connect, read=read or self.read, write=self.write, pool=self.pool)
+    def for_http(self, read: float | None = None) -> httpx2.Timeout:
+        return httpx2.Timeout(connect=self.connect, read=read or self.read, write=self.write, pool=self.pool)
 
 
 @dataclass(frozen=True)
@@ -111,11 +107,11 @@ def header_safe_key(key: str) -> str:
     return quote(key, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))
 
 
-def _request_id(response: httpx.Response) -> str | None:
+def _request_id(response: httpx2.Response) -> str | None:
     return response.headers.get("x-request-id") or response.headers.get("x-oneapi-request-id")
 
 
-def error_from_response(response: httpx.Response) -> APIStatusError:
+def error_from_response(response: httpx2.Response) -> APIStatusError:
     """Map an error response (either envelope, int or string codes) to the matching exception."""
     try:
         body: Any = response.json()
@@ -150,15 +146,13 @@ def error_from_response(response: httpx.Response) -> APIStatusError:
     )
 
 
-def _files_failed(response: httpx.Response) -> bool:
+def _files_failed(response: httpx2.Response) -> bool:
     """The files API can answer 200 with success=false."""
-    import httpx
-
     if "json" not in response.headers.get("content-type", ""):
         return False
     try:
         body = response.json()
-    except (ValueError, httpx.ResponseNotRead):
+    except (ValueError, httpx2.ResponseNotRead):
         return False
     return isinstance(body, dict) and body.get("success") is False
 
@@ -174,7 +168,7 @@ class EvolinkClient:
         files_base_url: str = DEFAULT_FILES_BASE_URL,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
         self.base_url = base_url.rstrip("/")
@@ -192,14 +186,12 @@ class EvolinkClient:
         return bool(self._api_key and self._api_key.get_secret_value())
 
     @property
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> httpx2.AsyncClient:
         # Built on first use: creating the SSL context costs start-up time the stdio server should not pay.
         if self._http_client is None:
-            import httpx
-
-            self._http_client = httpx.AsyncClient(
-                timeout=self.timeouts.httpx(),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            self._http_client = httpx2.AsyncClient(
+                timeout=self.timeouts.for_http(),
+                limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
             )
@@ -217,7 +209,7 @@ class EvolinkClient:
         await self.aclose()
 
     def _auth(self) -> dict[str, str]:
-        """Headers of every API request: the key, and our User-Agent even on a caller's httpx client."""
+        """Headers of every API request: the key, and our User-Agent even on a caller's httpx2 client."""
         if not self.has_key:
             raise ConfigurationError("No Evolink API key is configured (EVOLINK_API_KEY is not set).")
         assert self._api_key is not None
@@ -242,29 +234,27 @@ class EvolinkClient:
         return error
 
     async def _with_retries(
-        self, attempt: Callable[[], Awaitable[httpx.Response]], *, mode: RetryMode, what: str
-    ) -> httpx.Response:
+        self, attempt: Callable[[], Awaitable[httpx2.Response]], *, mode: RetryMode, what: str
+    ) -> httpx2.Response:
         """Run `attempt` until it succeeds or the retry policy gives up; raise the mapped error.
 
         mode="idempotent": retry connection errors, timeouts, 429 and 5xx.
         mode="once": retry only when the request certainly had no effect (never connected, 429, 503).
         Errors raised after the request may have been processed carry `sent=True`.
         """
-        import httpx
-
         policy = self.retry
         give_up_at = time.monotonic() + policy.deadline
         for number in range(1, policy.max_attempts + 1):
             sent = True
             try:
                 response = await attempt()
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
                 sent = False
-                cls = APITimeoutError if isinstance(exc, httpx.TimeoutException) else APIConnectionError
+                cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
                 error: EvolinkError = cls(f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__}).")
-            except httpx.TimeoutException as exc:
+            except httpx2.TimeoutException as exc:
                 error = APITimeoutError(f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__}).")
-            except httpx.TransportError as exc:
+            except httpx2.TransportError as exc:
                 error = APIConnectionError(
                     f"{what}: the connection to {self._host_of(exc)} broke ({type(exc).__name__})."
                 )
@@ -296,13 +286,13 @@ class EvolinkClient:
         return not sent
 
     @staticmethod
-    def _host_of(exc: httpx.HTTPError) -> str:
+    def _host_of(exc: httpx2.HTTPError) -> str:
         try:
             return exc.request.url.host or "the server"
         except RuntimeError:
             return "the server"
 
-    async def _json(self, response: httpx.Response, what: str) -> Any:
+    async def _json(self, response: httpx2.Response, what: str) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -312,7 +302,7 @@ class EvolinkClient:
             ) from None
 
     @staticmethod
-    def _parse(model: type[WireT], data: Any, response: httpx.Response, what: str) -> WireT:
+    def _parse(model: type[WireT], data: Any, response: httpx2.Response, what: str) -> WireT:
         """`data` as `model`: a success answer of the wrong shape is an unusable answer, not a crash."""
         try:
             return model.model_validate(data)
@@ -332,7 +322,7 @@ class EvolinkClient:
         headers = {**self._auth(), "Idempotency-Key": header_safe_key(key)}
         url = f"{self.base_url}/v1/images/generations"
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> httpx2.Response:
             return await self._http.post(url, json=body, headers=headers)
 
         what = "Submitting the generation"
@@ -363,7 +353,7 @@ class EvolinkClient:
         url = f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}"
         headers = self._auth()
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> httpx2.Response:
             return await self._http.get(url, headers=headers)
 
         what = "Checking the task"
@@ -380,11 +370,11 @@ class EvolinkClient:
 
     async def _files_request(
         self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         url = f"{self.files_base_url}/api/v1/files/{path}"
         headers = self._auth()
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> httpx2.Response:
             return await self._http.request(method, url, headers=headers, **kwargs)
 
         return await self._with_retries(attempt, mode=mode, what=what)
@@ -395,7 +385,7 @@ class EvolinkClient:
         response = await self._files_request(method, path, mode=mode, what=what, **kwargs)
         return await self._files_data(model, response, what)
 
-    async def _files_data(self, model: type[WireT], response: httpx.Response, what: str) -> WireT:
+    async def _files_data(self, model: type[WireT], response: httpx2.Response, what: str) -> WireT:
         envelope = await self._json(response, what)
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if data is None and model is not UploadedFile:  # only an upload must say what it stored
@@ -438,7 +428,7 @@ class EvolinkClient:
         name = file_name or path.name
         fields = self._upload_fields(upload_path, file_name)
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> httpx2.Response:
             with path.open("rb") as handle:
                 return await self._http.post(
                     url, headers=headers, data=fields, files={"file": (name, handle, mime_type)}
@@ -477,10 +467,10 @@ class EvolinkClient:
         """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`."""
         if urlsplit(url).scheme not in ("http", "https"):
             raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
-        timeout = self.timeouts.httpx(read=self.timeouts.download_read)
+        timeout = self.timeouts.for_http(read=self.timeouts.download_read)
         content_type: str | None = None
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> httpx2.Response:
             nonlocal content_type
             sink.seek(0)
             sink.truncate()
