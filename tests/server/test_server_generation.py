@@ -7,18 +7,19 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
-import httpx
+import anyio.lowlevel
+import httpx2
 import pytest
 from mcp.server.mcpserver import MCPServer
 from PIL import Image
 
-from evolink_mcp.media import PREVIEW_MAX_EDGE
+from evolink_mcp.media import PREVIEW_MAX_EDGE, PREVIEW_QUEUE_MAX, PREVIEW_SLOTS
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
@@ -36,8 +37,8 @@ INSTANT = " [sandbox:duration=0]"
 
 
 @pytest.fixture
-async def http(anyio_backend: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+async def http(anyio_backend: str) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(timeout=10) as client:
         yield client
 
 
@@ -67,7 +68,7 @@ async def test_generate_image_follows_the_task_with_progress_until_it_completes(
 
 
 async def test_a_completed_generation_is_saved_and_reported_in_text_and_structured_content(
-    mcp: Session, sandbox: SandboxServer, settings: Settings, http: httpx.AsyncClient
+    mcp: Session, sandbox: SandboxServer, settings: Settings, http: httpx2.AsyncClient
 ) -> None:
     result = await mcp.call("generate_image", {"prompt": "a lighthouse at dusk" + INSTANT, "size": "16:9"})
 
@@ -143,6 +144,44 @@ async def test_a_completed_generation_shows_an_inline_preview_and_links_each_sav
     assert base64.b64decode(contents.blob) == await anyio.Path(image["path"]).read_bytes()  # type: ignore[union-attr]
     listed = await mcp.client.list_resources(cache_mode="bypass")
     assert link.uri in [str(r.uri) for r in listed.resources]
+
+
+@asynccontextmanager
+async def saturated_previews() -> AsyncIterator[None]:
+    """Every preview core busy and PREVIEW_QUEUE_MAX previews waiting for one, as in a burst of results."""
+    holders = [object() for _ in range(int(PREVIEW_SLOTS.total_tokens))]
+    for holder in holders:
+        PREVIEW_SLOTS.acquire_on_behalf_of_nowait(holder)
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(PREVIEW_QUEUE_MAX):
+                group.start_soon(PREVIEW_SLOTS.acquire_on_behalf_of, object())
+            while PREVIEW_SLOTS.statistics().tasks_waiting < PREVIEW_QUEUE_MAX:
+                await anyio.lowlevel.checkpoint()
+            yield
+            group.cancel_scope.cancel()
+    finally:
+        for holder in holders:
+            PREVIEW_SLOTS.release_on_behalf_of(holder)
+
+
+async def test_a_saturated_server_sends_the_result_without_a_preview_and_check_task_shows_it_later(
+    mcp: Session, sandbox: SandboxServer
+) -> None:
+    async with saturated_previews():
+        result = await mcp.call("generate_image", {"prompt": "a busy day" + INSTANT})
+
+    assert not result.is_error
+    data = mcp.data(result)
+    (image,) = data["images"]
+    assert await anyio.Path(image["path"]).is_file() and len(mcp.links(result)) == 1
+    assert mcp.images(result) == []
+    assert "No inline preview of 1 image(s): the server is busy" in mcp.text(result)
+
+    later = await mcp.call("check_task", {"task_id": data["task_id"]})
+
+    assert len(mcp.images(later)) == 1 and "No inline preview" not in mcp.text(later)
+    assert len(sandbox.state.requests("results")) == 1  # the preview comes from the saved file
 
 
 async def test_check_task_on_a_completed_task_returns_the_same_files_without_downloading_again(
@@ -225,7 +264,7 @@ async def test_cancelling_generate_image_ends_the_call_at_once_and_the_server_st
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         nonlocal updates
         updates += 1
-        if updates == 2:  # the first comes from the submission, the second from a poll
+        if updates == 2:  # the first comes from the submission, the second from a poll of the running task
             polled.set()
 
     async with connect(server, mode=mode) as mcp:
@@ -235,7 +274,9 @@ async def test_cancelling_generate_image_ends_the_call_at_once_and_the_server_st
             with scope:
                 await mcp.client.call_tool(
                     "generate_image",
-                    {"prompt": "never mind [sandbox:duration=1.5]"},
+                    # 3 s: the first poll (at 85% of the estimate) sees it running, and the next is 0.5 s
+                    # later, so the cancel lands while the call sleeps, before it could start a download.
+                    {"prompt": "never mind [sandbox:duration=3]"},
                     progress_callback=on_progress,
                 )
 
@@ -337,7 +378,7 @@ async def test_local_reference_paths_are_uploaded_and_the_generation_sends_their
     mcp: Session,
     sandbox: SandboxServer,
     make_png: Callable[..., Path],
-    http: httpx.AsyncClient,
+    http: httpx2.AsyncClient,
     tmp_path: Path,
 ) -> None:
     plain = make_png("refs/plain.png", color=(250, 0, 0))
@@ -358,7 +399,7 @@ async def test_local_reference_paths_are_uploaded_and_the_generation_sends_their
 
 
 async def test_two_local_references_with_the_same_file_name_stay_two_different_images(
-    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx.AsyncClient
+    mcp: Session, sandbox: SandboxServer, make_png: Callable[..., Path], http: httpx2.AsyncClient
 ) -> None:
     # The files API overwrites an upload with the same name: each local file needs a name of its own.
     red = make_png("shoot-1/photo.png", color=(250, 0, 0))

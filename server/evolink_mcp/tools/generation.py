@@ -72,10 +72,15 @@ async def _report(ctx: Context[Any], task: Task) -> None:
         log.debug("progress notification failed: %r", exc)
 
 
-async def _previews_for(deps: Deps, results: TaskResults) -> list[ContentBlock]:
-    if results.previews is None:
-        results.previews = await make_previews(results.images, deps.settings.preview_max_bytes)
-    return [ImageContent(type="image", data=p.data_base64, mime_type=p.mime_type) for p in results.previews]
+async def _previews_for(deps: Deps, results: TaskResults) -> tuple[list[ContentBlock], int]:
+    """The preview blocks, and how many were left out because the server was saturated."""
+    previews, skipped = results.previews, 0
+    if previews is None:
+        made = await make_previews(results.images, deps.settings.preview_max_bytes)
+        previews, skipped = made.made, made.skipped_busy
+        if not skipped:  # else the next look tries again
+            results.previews = previews
+    return [ImageContent(type="image", data=p.data_base64, mime_type=p.mime_type) for p in previews], skipped
 
 
 async def task_result(
@@ -134,13 +139,19 @@ async def task_result(
                         )
                     )
             out.images.append(item)
-        blocks = [*await _previews_for(deps, results), *blocks]
+        previews, skipped = await _previews_for(deps, results)
+        blocks = [*previews, *blocks]
         lines.append(f"{head} completed with {len(results.urls)} image(s).")
         for item in out.images:
             where = item.path or "not saved"
             lines.append(f"{item.index + 1}. {where} — {item.url}")
         if out.urls_expire_at:
             lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
+        if skipped:
+            lines.append(
+                f"No inline preview of {skipped} image(s): the server is busy making others. The files are saved; "
+                f"check_task with task_id={task.id!r} shows the preview."
+            )
         if results.save_error:
             deps.service.follow_in_background(task.id)  # keeps trying to save on its own, a few times
             lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
