@@ -53,21 +53,27 @@ FIRST_POLL_DELAY = 3.0
 MIN_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 10.0
 OVERDUE_POLL_DELAY = 1.0  # once the estimate has passed, look every second
+NEAR_END_POLL_DELAY = 0.2  # the shortest sleep, for a task whose progress says it is about to end
 
 
 def next_poll_delay(task: Task, elapsed: float, polls: int) -> float:
     """Seconds until the next poll, from the task's own estimate rather than a fixed tick.
 
-    Sleeps most of the estimated time left, so a task that ends on time is seen within a fraction of
-    a second, with a handful of polls instead of one every 3 s.
+    Sleeps most of the estimated time left, and in the last second until just after the expected end, so a
+    task that ends on time is seen within a fraction of a second, with a handful of polls instead of one
+    every 3 s.
     """
     left = task.estimated_seconds_left
-    if (left is None or left <= 0) and 0 < task.progress < 100 and elapsed > 0:
-        left = elapsed * (100 - task.progress) / task.progress
+    by_progress = elapsed * (100 - task.progress) / task.progress if 0 < task.progress < 100 and elapsed > 0 else None
+    # The estimate is in whole seconds: once it is past or down to its last one, progress tells the time finer.
+    if by_progress is not None and (left is None or left <= 1):
+        left = by_progress
     if left is None:
         return FIRST_POLL_DELAY if polls == 0 else 2.0
     if left <= 0:
         return OVERDUE_POLL_DELAY
+    if left <= 1:
+        return max(NEAR_END_POLL_DELAY, left + 0.05)
     return max(MIN_POLL_DELAY, min(MAX_POLL_DELAY, left * 0.85))
 
 
