@@ -218,12 +218,13 @@ class Preview:
     height: int
 
 
-# Previews are CPU-bound and hold a full decoded image each: one per core at a time, process-wide. Unbounded,
-# 100 concurrent generations decoded 40 images at once (the worker-thread default) and peaked over 1 GB.
-PREVIEW_SLOTS = anyio.CapacityLimiter(os.cpu_count() or 1)
-# With this many previews already waiting for a core, the server is saturated: a result goes out at once, with
-# its saved file and resource link but no inline preview, rather than queue behind every other result's decode.
-PREVIEW_QUEUE_MAX = 2 * (os.cpu_count() or 1)
+# Previews are CPU-bound and hold a full decoded image each: a few at a time, process-wide, leaving a core to
+# the event loop that serves every session. Unbounded, 100 concurrent generations decoded 40 images at once
+# (the worker-thread default) and peaked over 1 GB; with one per core, they slowed every other call.
+PREVIEW_SLOTS = anyio.CapacityLimiter(max(1, (os.cpu_count() or 1) - 1))
+# With this many previews of other results already waiting, the server is saturated: a result goes out at once,
+# with its saved files and resource links but no inline preview, rather than queue behind every other decode.
+PREVIEW_QUEUE_MAX = int(PREVIEW_SLOTS.total_tokens)
 # Pillow keeps this many freed image blocks (16 MB each) for reuse. Its default, none, hands every decoded
 # image back to malloc, whose per-thread arenas keep the freed memory: +300 MB after 100 previews.
 _PILLOW_BLOCKS_KEPT = 2 * (os.cpu_count() or 1)
@@ -273,15 +274,12 @@ async def make_previews(images: Sequence[SavedImage], budget: int) -> Previews:
     """Downscaled previews of saved images whose base64 text together stays within `budget` characters."""
     if budget <= 0 or not images:
         return Previews([])
+    if PREVIEW_SLOTS.statistics().tasks_waiting >= PREVIEW_QUEUE_MAX:  # other results' previews, queued
+        return Previews([], skipped_busy=len(images))
     share = budget // len(images)
     made: dict[int, Preview] = {}
-    skipped_busy = 0
 
     async def make(image: SavedImage) -> None:
-        nonlocal skipped_busy
-        if PREVIEW_SLOTS.statistics().tasks_waiting >= PREVIEW_QUEUE_MAX:
-            skipped_busy += 1
-            return
         try:
             encoded = await anyio.to_thread.run_sync(_encode_preview, image.path, share, limiter=PREVIEW_SLOTS)
         except (OSError, ValueError):
@@ -293,4 +291,4 @@ async def make_previews(images: Sequence[SavedImage], budget: int) -> Previews:
     async with anyio.create_task_group() as group:
         for image in images:
             group.start_soon(make, image)
-    return Previews([made[i] for i in sorted(made)], skipped_busy)
+    return Previews([made[i] for i in sorted(made)])
