@@ -48,6 +48,7 @@ RESULT_URL_LIFETIME = timedelta(hours=24)
 FOLLOW_LIMIT_SECONDS = 20 * 60  # image tasks take seconds to a few minutes; past this, stop looking
 MAX_BACKGROUND_FOLLOWS = 16
 BACKGROUND_RETRY_SECONDS = 10.0
+RESUME_AFTER_SECONDS = 1.0
 MAX_BACKGROUND_SAVES = 5  # then the journal keeps the URLs for check_task or the next start-up
 FIRST_POLL_DELAY = 3.0
 MIN_POLL_DELAY = 0.5
@@ -329,12 +330,18 @@ class ImageService:
         async with anyio.create_task_group() as group:
             self._background = group
             self._follow_slots = anyio.Semaphore(MAX_BACKGROUND_FOLLOWS)
-            group.start_soon(self.resume)
+            group.start_soon(self._resume_soon)
             try:
                 yield
             finally:
                 self._background = None
                 group.cancel_scope.cancel()
+
+    async def _resume_soon(self) -> None:
+        # Not while a client is still being answered its handshake: the journal's import and disk work
+        # (a worker thread) would compete with the start-up a user waits for; the resumed tasks can wait.
+        await anyio.sleep(RESUME_AFTER_SECONDS)
+        await self.resume()
 
     async def resume(self) -> None:
         """Pick up what an earlier process left: unknown outcomes marked, unfinished tasks followed."""
