@@ -330,31 +330,32 @@ class ImageService:
         async with anyio.create_task_group() as group:
             self._background = group
             self._follow_slots = anyio.Semaphore(MAX_BACKGROUND_FOLLOWS)
-            group.start_soon(self._resume_soon)
+            group.start_soon(self._resume_soon, time.time())
             try:
                 yield
             finally:
                 self._background = None
                 group.cancel_scope.cancel()
 
-    async def _resume_soon(self) -> None:
+    async def _resume_soon(self, started: float) -> None:
         # Not while a client is still being answered its handshake: the journal's import and disk work
         # (a worker thread) would compete with the start-up a user waits for; the resumed tasks can wait.
         await anyio.sleep(RESUME_AFTER_SECONDS)
-        await self.resume()
+        await self.resume(before=started)
 
-    async def resume(self) -> None:
-        """Pick up what an earlier process left: unknown outcomes marked, unfinished tasks followed."""
+    async def resume(self, before: float) -> None:
+        """Pick up what an earlier process left (recorded before `before`, when this one started): unknown
+        outcomes marked, unfinished tasks followed. What this process submits since is its own to follow."""
         # A journal another process holds must not take the server down: say so, and serve on.
         try:
-            interrupted = await self.journal.mark_interrupted()
+            interrupted = await self.journal.mark_interrupted(before)
         except JournalError as exc:
             log.warning("could not mark interrupted submissions: %s", exc.message)
         else:
             if interrupted:
                 log.warning("%d submission(s) were interrupted mid-request; their outcome is unknown", interrupted)
         try:
-            unfinished = await self.journal.unfinished(newer_than=time.time() - RESULT_URL_LIFETIME.total_seconds())
+            unfinished = await self.journal.unfinished(time.time() - RESULT_URL_LIFETIME.total_seconds(), before)
         except JournalError as exc:
             log.warning("could not resume unfinished tasks: %s", exc.message)
             return

@@ -348,12 +348,13 @@ class Journal:
         )
         return _entry(row) if row else None
 
-    async def mark_interrupted(self) -> int:
-        """Submissions left SUBMITTING by a process that died mid-POST: their outcome is unknown."""
+    async def mark_interrupted(self, before: float) -> int:
+        """Submissions left SUBMITTING (recorded before `before`) by a process that died mid-POST: their outcome
+        is unknown."""
         cursor = await self._run(
             lambda db: db.execute(
-                "UPDATE submissions SET state = ?, updated_at = ? WHERE state = ?",
-                (UNKNOWN, time.time(), SUBMITTING),
+                "UPDATE submissions SET state = ?, updated_at = ? WHERE state = ? AND created_at < ?",
+                (UNKNOWN, time.time(), SUBMITTING, before),
             )
         )
         return cursor.rowcount
@@ -369,13 +370,13 @@ class Journal:
         )
         return [(json.loads(r["request_json"]), float(r["credits"])) for r in rows]
 
-    async def unfinished(self, newer_than: float) -> list[Entry]:
-        """Submissions still worth following: a task id, not finished, submitted after `newer_than`."""
+    async def unfinished(self, newer_than: float, before: float) -> list[Entry]:
+        """Submissions still worth following: a task id, not finished, submitted between the two times."""
         rows = await self._run(
             lambda db: db.execute(
                 "SELECT * FROM submissions WHERE finished = 0 AND task_id IS NOT NULL AND created_at > ?"
-                " ORDER BY created_at",
-                (newer_than,),
+                " AND created_at < ? ORDER BY created_at",
+                (newer_than, before),
             ).fetchall()
         )
         return [_entry(r) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,9 +70,12 @@ async def test_a_submission_left_mid_post_by_a_dead_process_is_marked_outcome_un
     dead.close()
 
     journal = Journal(tmp_path / "state")
-    assert await journal.mark_interrupted() == 1
+    started = time.time()
+    await journal.record_intent("key-3", "fp", "z-image-turbo", "a cup", {})  # this process's own, mid-POST
+    assert await journal.mark_interrupted(before=started) == 1
     assert (await journal.by_request_key("key-1")).state == UNKNOWN  # type: ignore[union-attr]
     assert (await journal.by_request_key("key-2")).state == SUBMITTED  # type: ignore[union-attr]
+    assert (await journal.by_request_key("key-3")).state == SUBMITTING  # type: ignore[union-attr]
     journal.close()
 
 
@@ -282,3 +286,17 @@ async def test_a_quick_read_while_another_call_holds_the_journal_waits_in_a_thre
     assert loop_turns == 5 and not read_while_held
     (entry,) = entries
     assert entry is not None and entry.task_id == "task-1"
+
+
+async def test_unfinished_tasks_to_resume_are_only_those_recorded_before_this_process_started(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "state")
+    await journal.record_intent("key-1", "fp", "z-image-turbo", "earlier", {})
+    await journal.record_submitted("key-1", "task-earlier", "processing", 0.2)
+    started = time.time()
+    await journal.record_intent("key-2", "fp", "z-image-turbo", "since", {})
+    await journal.record_submitted("key-2", "task-since", "processing", 0.2)
+
+    unfinished = await journal.unfinished(newer_than=started - 3600, before=started)
+    journal.close()
+
+    assert [entry.task_id for entry in unfinished] == ["task-earlier"]
