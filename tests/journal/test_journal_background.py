@@ -11,15 +11,16 @@ from typing import Any
 
 import anyio
 import pytest
+from journal_support import journal_row
 from mcp.server.mcpserver import MCPServer
 
-from conftest import journal_row, saved_images, until
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.generation import FOLLOW_LIMIT_SECONDS
 from evolink_mcp.journal import JOURNAL_FILE
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
+from mcp_session import saved_images, until
 
 pytestmark = pytest.mark.anyio
 

@@ -10,15 +10,16 @@ from typing import Any
 
 import anyio
 import pytest
+from journal_support import LockHolder
 from mcp.server.mcpserver import MCPServer
 
-from conftest import INSTANT, LockHolder, until
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.generation import ImageService
 from evolink_mcp.journal import JOURNAL_FILE, Journal
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
+from mcp_session import INSTANT, until
 
 pytestmark = pytest.mark.anyio
 

@@ -15,13 +15,14 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from journal_support import DEFAULT_MODEL
 
-from conftest import API_KEY, DEFAULT_MODEL, INSTANT
 from evolink_mcp.evolink import EvolinkClient, InvalidRequestError, RetryPolicy, Timeouts
 from evolink_mcp.logs import RedactSecrets, configure_logging
 from evolink_mcp.media import safe_component, save_results
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools.files import check_base64
+from mcp_session import API_KEY, INSTANT
 
 pytestmark = pytest.mark.anyio
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import anyio
 import pytest
+from journal_support import DEFAULT_MODEL, journal_row, journal_rows
 from mcp.server.mcpserver import MCPServer
 
-from conftest import DEFAULT_MODEL, INSTANT, journal_row, journal_rows, until
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools import Deps
+from mcp_session import INSTANT, until
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,12 @@ from typing import Any
 
 import anyio
 import pytest
+from journal_support import DEFAULT_MODEL
 from mcp.shared.exceptions import MCPError
 
-from conftest import DEFAULT_MODEL, INSTANT
 from evolink_mcp.journal import JOURNAL_FILE
 from evolink_mcp.sandbox import SandboxServer
+from mcp_session import INSTANT
 
 pytestmark = pytest.mark.anyio
 

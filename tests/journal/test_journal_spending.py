@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from mcp.server.mcpserver import MCPServer
 
-from conftest import INSTANT
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools import Deps
+from mcp_session import INSTANT
 
 pytestmark = pytest.mark.anyio
 

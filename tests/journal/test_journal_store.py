@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 import anyio.lowlevel
 import pytest
+from journal_support import LockHolder
 
-from conftest import LockHolder
 from evolink_mcp.journal import JOURNAL_FILE, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from mcp_types import CallToolResult
 from evolink_mcp.sandbox import SandboxServer
 
 if TYPE_CHECKING:
-    from conftest import Session
+    from mcp_session import Session
 
 pytestmark = pytest.mark.anyio
 

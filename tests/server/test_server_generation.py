@@ -23,9 +23,10 @@ from evolink_mcp.media import PREVIEW_MAX_EDGE, PREVIEW_QUEUE_MAX, PREVIEW_SLOTS
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
+from mcp_session import INSTANT, saved_images
 
 if TYPE_CHECKING:
-    from conftest import Session
+    from mcp_session import Session
 
     ServerFor = Callable[..., MCPServer[Deps]]
     Connect = Callable[..., AbstractAsyncContextManager[Session]]
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 # The task is finished when submitted: for tests where following it is not the point.
-INSTANT = " [sandbox:duration=0]"
 
 
 @pytest.fixture
@@ -243,15 +243,6 @@ async def test_generate_image_with_wait_seconds_zero_returns_at_once_and_the_ser
 
     assert [image["path"] for image in mcp.data(again)["images"]] == [str(saved[0])]
     assert len(sandbox.state.requests("results")) == 1
-
-
-async def saved_images(directory: Path, count: int = 1) -> list[Path]:
-    """The images a background follower saves, waited for (bounded) as they appear."""
-    # The files appear on disk with no event to wait on: look again briefly, bounded.
-    with anyio.fail_after(10):
-        while len(found := sorted(directory.glob("*.png"))) < count:  # noqa: ASYNC110, ASYNC240
-            await anyio.sleep(0.05)
-    return found
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])

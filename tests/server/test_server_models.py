@@ -12,7 +12,7 @@ from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools import Deps
 
 if TYPE_CHECKING:
-    from conftest import Session
+    from mcp_session import Session
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools import Deps
 
 if TYPE_CHECKING:
-    from conftest import Session
+    from mcp_session import Session
 
     ServerFor = Callable[..., MCPServer[Deps]]
     Connect = Callable[..., AbstractAsyncContextManager[Session]]

@@ -19,7 +19,7 @@ from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
 
 if TYPE_CHECKING:
-    from conftest import Session
+    from mcp_session import Session
 
     ServerFor = Callable[..., MCPServer[Deps]]
     Connect = Callable[..., AbstractAsyncContextManager[Session]]
