@@ -225,9 +225,10 @@ PREVIEW_SLOTS = anyio.CapacityLimiter(max(1, (os.cpu_count() or 1) - 1))
 # With this many previews of other results already waiting, the server is saturated: a result goes out at once,
 # with its saved files and resource links but no inline preview, rather than queue behind every other decode.
 PREVIEW_QUEUE_MAX = int(PREVIEW_SLOTS.total_tokens)
-# Pillow keeps this many freed image blocks (16 MB each) for reuse. Its default, none, hands every decoded
-# image back to malloc, whose per-thread arenas keep the freed memory: +300 MB after 100 previews.
-_PILLOW_BLOCKS_KEPT = 2 * (os.cpu_count() or 1)
+# Pillow keeps this many freed image blocks (16 MB each) for reuse: a preview holds two (the decoded image and
+# its reduction) in each slot. Its default, none, hands every decoded image back to malloc, whose per-thread
+# arenas keep the freed memory: +300 MB after 100 previews.
+_PILLOW_BLOCKS_KEPT = 2 * int(PREVIEW_SLOTS.total_tokens)
 
 
 def _encode_preview(path: Path, budget: int) -> tuple[str, str, int, int] | None:
