@@ -6,7 +6,7 @@ import base64
 import io
 from pathlib import Path
 
-import httpx2
+import aiohttp
 import pytest
 from client_support import client_for, generation, png_bytes, wait_until_terminal
 
@@ -175,14 +175,12 @@ async def test_every_call_identifies_itself_as_evolink_mcp_with_its_version(
     assert {entry.header("user-agent") for entry in logged} == {f"evolink-mcp/{__version__}"}
 
 
-async def test_a_caller_supplied_httpx_client_still_sends_the_evolink_mcp_user_agent(
-    sandbox: SandboxServer,
-) -> None:
-    async with httpx2.AsyncClient() as shared:
-        async with client_for(sandbox.base_url, http_client=shared) as client:
+async def test_a_caller_supplied_session_still_sends_the_evolink_mcp_user_agent(sandbox: SandboxServer) -> None:
+    async with aiohttp.ClientSession() as shared:
+        async with client_for(sandbox.base_url, session=shared) as client:
             uploaded = await client.upload_base64(base64.b64encode(png_bytes()).decode())
             await client.download(uploaded.file_url, io.BytesIO(), max_bytes=1 << 20)
-        assert not shared.is_closed  # the caller's client is the caller's to close
+        assert not shared.closed  # the caller's session is the caller's to close
 
     agents = [entry.header("user-agent") for entry in sandbox.state.requests()]
     assert agents == [f"evolink-mcp/{__version__}"] * 2

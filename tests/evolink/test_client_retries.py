@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import itertools
 import math
+import socket
 import time
+from pathlib import Path
 
 import anyio
 import pytest
@@ -13,6 +16,7 @@ from client_support import client_for, generation
 
 from evolink_mcp.evolink import (
     APIConnectionError,
+    APITimeoutError,
     EvolinkClient,
     InsufficientCreditsError,
     InternalServerError,
@@ -282,3 +286,48 @@ async def test_an_unreachable_upstream_fails_well_under_30_seconds_with_the_defa
 
     assert poll.value.sent is False and submit.value.sent is False
     assert elapsed < 10
+
+
+# -- nobody answering ---------------------------------------------------------------------------------
+
+
+async def test_a_poll_with_no_answer_in_time_is_retried_then_reported_as_a_timeout(sandbox: SandboxServer) -> None:
+    sandbox.state.add_latency("tasks", 2000)
+    async with client_for(sandbox.base_url, timeouts=Timeouts(read=0.2)) as client:
+        with anyio.fail_after(5), pytest.raises(APITimeoutError) as caught:
+            await client.get_task("task-unified-1-abcdefgh")
+
+    assert caught.value.sent is True
+    assert "no answer in time" in caught.value.message
+    assert len(sandbox.state.requests("tasks")) == 3
+
+
+async def test_an_upload_the_server_stops_reading_fails_after_the_write_timeout_and_is_not_retried(
+    tmp_path: Path,
+) -> None:
+    """aiohttp has no write timeout of its own: upload_file gives up when no chunk goes out for `write` s."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def accept_and_never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited: the stall comes within a few MB
+    listener.bind(("127.0.0.1", 0))
+    source = tmp_path / "big.png"
+    with source.open("wb") as handle:
+        handle.truncate(64 * 1024 * 1024)  # a hole: no disk
+    server = await asyncio.start_server(accept_and_never_read, sock=listener)
+    async with server:
+        base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        async with client_for(base_url, timeouts=Timeouts(write=0.3)) as client:
+            started = time.monotonic()
+            with anyio.fail_after(10), pytest.raises(APITimeoutError) as caught:
+                await client.upload_file(source, mime_type="image/png")
+            elapsed = time.monotonic() - started
+        for writer in connections:
+            writer.close()
+
+    assert caught.value.sent is True  # part of the file went out: an upload is never sent twice then
+    assert len(connections) == 1
+    assert elapsed < 5

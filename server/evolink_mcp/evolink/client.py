@@ -1,25 +1,29 @@
 """The Evolink API client: one request loop with timeouts, one retry policy, one error mapping.
 
-No MCP here: the client is usable and testable on its own.
+No MCP here: the client is usable and testable on its own. HTTP goes through aiohttp: under load a request
+costs it a seventh of the CPU httpx2 spends (bench/RESULTS.md), and the event loop is what a busy server runs
+short of.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
+import os
 import random
+import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
 import anyio
-import httpx2  # the MCP SDK's own client, so already imported wherever a server runs
 from pydantic import SecretStr, ValidationError
 
 from .. import __version__
@@ -38,12 +42,17 @@ from .errors import (
 )
 from .types import FileList, FileQuota, Task, UploadedFile, Wire
 
+if TYPE_CHECKING:
+    import aiohttp
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
 USER_AGENT = f"evolink-mcp/{__version__}"
 CERTAINLY_NOT_CREATED = (429, 503)  # a submission answered with these created no task
+MAX_CONNECTIONS = 100
+UPLOAD_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -54,8 +63,14 @@ class Timeouts:
     pool: float = 10.0
     download_read: float = 60.0
 
-    def for_http(self, read: float | None = None) -> httpx2.Timeout:
-        return httpx2.Timeout(connect=self.connect, read=read or self.read, write=self.write, pool=self.pool)
+    def for_aiohttp(self, read: float | None = None) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts: `connect` covers the wait for a pooled connection, `sock_read` each read. aiohttp
+        has no write timeout: upload_file enforces `write` itself."""
+        import aiohttp
+
+        return aiohttp.ClientTimeout(
+            total=None, connect=self.pool + self.connect, sock_connect=self.connect, sock_read=read or self.read
+        )
 
 
 @dataclass(frozen=True)
@@ -98,20 +113,45 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
+
+
 def header_safe_key(key: str) -> str:
     """`key` as an HTTP header value: visible ASCII kept, anything else (and `%`) percent-encoded.
 
     A caller's client_request_id may hold any Unicode or control character, which no header may carry;
     the encoding is one-to-one, so distinct ids stay distinct keys and the same id is always the same key.
     """
-    return quote(key, safe="".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%"))
+    return quote(key, safe=_HEADER_SAFE)
 
 
-def _request_id(response: httpx2.Response) -> str | None:
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read to its end: what the retry loop and the error mapping look at."""
+
+    status_code: int
+    reason_phrase: str
+    headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
+    content: bytes = b""
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ValueError when it is not."""
+        return json.loads(self.content)
+
+
+def _request_id(response: Answer) -> str | None:
     return response.headers.get("x-request-id") or response.headers.get("x-oneapi-request-id")
 
 
-def error_from_response(response: httpx2.Response) -> APIStatusError:
+def error_from_response(response: Answer) -> APIStatusError:
     """Map an error response (either envelope, int or string codes) to the matching exception."""
     try:
         body: Any = response.json()
@@ -146,15 +186,46 @@ def error_from_response(response: httpx2.Response) -> APIStatusError:
     )
 
 
-def _files_failed(response: httpx2.Response) -> bool:
+def _files_failed(response: Answer) -> bool:
     """The files API can answer 200 with success=false."""
     if "json" not in response.headers.get("content-type", ""):
         return False
     try:
         body = response.json()
-    except (ValueError, httpx2.ResponseNotRead):
+    except ValueError:
         return False
     return isinstance(body, dict) and body.get("success") is False
+
+
+_UNSAFE_IN_URL = re.compile(r"[^!-~]|[\"<>\\^`{|}]")
+
+
+def _url(url: str) -> Any:
+    """`url` for aiohttp, sent as given when it is already valid: requoting could change a signed CDN link."""
+    from yarl import URL
+
+    return URL(url) if _UNSAFE_IN_URL.search(url) else URL(url, encoded=True)
+
+
+_FORM_ESCAPES = {'"': "%22", "\\": "\\\\", **{chr(c): f"%{c:02X}" for c in range(0x20) if c != 0x1B}}
+_FORM_ESCAPE = re.compile("|".join(map(re.escape, _FORM_ESCAPES)))
+
+
+def _disposition(name: str, file_name: str | None = None) -> str:
+    """A form part's Content-Disposition, names escaped as HTML5 forms do."""
+    text = f'Content-Disposition: form-data; name="{_FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m[0]], name)}"'
+    if file_name is not None:
+        text += f'; filename="{_FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m[0]], file_name)}"'
+    return text
+
+
+def multipart_envelope(fields: Mapping[str, str], file_name: str, mime_type: str) -> tuple[bytes, bytes, str]:
+    """(the bytes before the file's, the bytes after, the Content-Type) of a multipart/form-data body whose
+    last part, "file", is the file: built by hand so that the file streams with a known Content-Length."""
+    boundary = uuid.uuid4().hex
+    head = "".join(f"--{boundary}\r\n{_disposition(name)}\r\n\r\n{value}\r\n" for name, value in fields.items())
+    head += f"--{boundary}\r\n{_disposition('file', file_name)}\r\nContent-Type: {mime_type}\r\n\r\n"
+    return head.encode(), f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 class EvolinkClient:
@@ -168,15 +239,15 @@ class EvolinkClient:
         files_base_url: str = DEFAULT_FILES_BASE_URL,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        http_client: httpx2.AsyncClient | None = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
         self.base_url = base_url.rstrip("/")
         self.files_base_url = files_base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
-        self._http_client = http_client
-        self._owns_http = http_client is None
+        self._session = session
+        self._owns_session = session is None
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self.base_url!r}, files_base_url={self.files_base_url!r})"
@@ -186,21 +257,29 @@ class EvolinkClient:
         return bool(self._api_key and self._api_key.get_secret_value())
 
     @property
-    def _http(self) -> httpx2.AsyncClient:
-        # Built on first use: creating the SSL context costs start-up time the stdio server should not pay.
-        if self._http_client is None:
-            self._http_client = httpx2.AsyncClient(
-                timeout=self.timeouts.for_http(),
-                limits=httpx2.Limits(max_connections=100, max_keepalive_connections=100),
+    def _http(self) -> aiohttp.ClientSession:
+        # Built on first use: importing aiohttp and creating the SSL context cost start-up time the stdio server
+        # should not pay.
+        if self._session is None:
+            import aiohttp
+            import httpx2  # already imported by the MCP SDK
+
+            self._session = aiohttp.ClientSession(
+                # The SDK's certificate choice: SSL_CERT_FILE/DIR, else the system store (truststore on Windows/macOS).
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx2.create_ssl_context()),
+                timeout=self.timeouts.for_aiohttp(),
                 headers={"User-Agent": USER_AGENT},
-                follow_redirects=False,
+                trust_env=True,  # HTTP_PROXY, HTTPS_PROXY, NO_PROXY
             )
-        return self._http_client
+            # aiohttp resends a GET once, at once, when a connection drops; the retry policy here is the only one.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
+        return self._session
 
     async def aclose(self) -> None:
-        if self._http_client is not None and self._owns_http:
-            await self._http_client.aclose()
-            self._http_client = None
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+            self._session = None
 
     async def __aenter__(self) -> EvolinkClient:
         return self
@@ -209,7 +288,7 @@ class EvolinkClient:
         await self.aclose()
 
     def _auth(self) -> dict[str, str]:
-        """Headers of every API request: the key, and our User-Agent even on a caller's httpx2 client."""
+        """Headers of every API request: the key, and our User-Agent even on a caller's session."""
         if not self.has_key:
             raise ConfigurationError("No Evolink API key is configured (EVOLINK_API_KEY is not set).")
         assert self._api_key is not None
@@ -233,31 +312,37 @@ class EvolinkClient:
             error.code = self.redact(error.code)
         return error
 
+    async def _send(self, method: str, url: str, *, headers: Mapping[str, str], **kwargs: Any) -> Answer:
+        """One request, its answer read whole. Never follows a redirect."""
+        async with self._http.request(method, _url(url), headers=headers, allow_redirects=False, **kwargs) as answer:
+            return Answer(answer.status, answer.reason or "", answer.headers, await answer.read())
+
     async def _with_retries(
-        self, attempt: Callable[[], Awaitable[httpx2.Response]], *, mode: RetryMode, what: str
-    ) -> httpx2.Response:
+        self, attempt: Callable[[], Awaitable[Answer]], *, mode: RetryMode, what: str, url: str
+    ) -> Answer:
         """Run `attempt` until it succeeds or the retry policy gives up; raise the mapped error.
 
         mode="idempotent": retry connection errors, timeouts, 429 and 5xx.
         mode="once": retry only when the request certainly had no effect (never connected, 429, 503).
         Errors raised after the request may have been processed carry `sent=True`.
         """
+        import aiohttp
+
+        host = urlsplit(url).hostname or "the server"
         policy = self.retry
         give_up_at = time.monotonic() + policy.deadline
         for number in range(1, policy.max_attempts + 1):
             sent = True
             try:
                 response = await attempt()
-            except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
-                sent = False
-                cls = APITimeoutError if isinstance(exc, httpx2.TimeoutException) else APIConnectionError
-                error: EvolinkError = cls(f"{what}: could not connect to {self._host_of(exc)} ({type(exc).__name__}).")
-            except httpx2.TimeoutException as exc:
-                error = APITimeoutError(f"{what}: no answer in time from {self._host_of(exc)} ({type(exc).__name__}).")
-            except httpx2.TransportError as exc:
-                error = APIConnectionError(
-                    f"{what}: the connection to {self._host_of(exc)} broke ({type(exc).__name__})."
-                )
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ClientHttpProxyError) as exc:
+                sent = False  # never connected (a pool wait counts): nothing reached the API
+                cls = APITimeoutError if isinstance(exc, TimeoutError) else APIConnectionError
+                error: EvolinkError = cls(f"{what}: could not connect to {host} ({type(exc).__name__}).")
+            except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
+                error = APITimeoutError(f"{what}: no answer in time from {host} ({type(exc).__name__}).")
+            except aiohttp.ClientError as exc:
+                error = APIConnectionError(f"{what}: the connection to {host} broke ({type(exc).__name__}).")
             else:
                 if response.is_success and not _files_failed(response):
                     return response
@@ -285,14 +370,7 @@ class EvolinkClient:
             return error.status in CERTAINLY_NOT_CREATED
         return not sent
 
-    @staticmethod
-    def _host_of(exc: httpx2.HTTPError) -> str:
-        try:
-            return exc.request.url.host or "the server"
-        except RuntimeError:
-            return "the server"
-
-    async def _json(self, response: httpx2.Response, what: str) -> Any:
+    async def _json(self, response: Answer, what: str) -> Any:
         try:
             return response.json()
         except ValueError:
@@ -302,7 +380,7 @@ class EvolinkClient:
             ) from None
 
     @staticmethod
-    def _parse(model: type[WireT], data: Any, response: httpx2.Response, what: str) -> WireT:
+    def _parse(model: type[WireT], data: Any, response: Answer, what: str) -> WireT:
         """`data` as `model`: a success answer of the wrong shape is an unusable answer, not a crash."""
         try:
             return model.model_validate(data)
@@ -322,12 +400,12 @@ class EvolinkClient:
         headers = {**self._auth(), "Idempotency-Key": header_safe_key(key)}
         url = f"{self.base_url}/v1/images/generations"
 
-        async def attempt() -> httpx2.Response:
-            return await self._http.post(url, json=body, headers=headers)
+        async def attempt() -> Answer:
+            return await self._send("POST", url, json=body, headers=headers)
 
         what = "Submitting the generation"
         try:
-            response = await self._with_retries(attempt, mode="once", what=what)
+            response = await self._with_retries(attempt, mode="once", what=what, url=url)
             # A 200 we cannot read still created a task: the same unknown outcome as a lost answer.
             return self._parse(Task, await self._json(response, what), response, what)
         except (APIConnectionError, APIStatusError) as exc:
@@ -353,12 +431,12 @@ class EvolinkClient:
         url = f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}"
         headers = self._auth()
 
-        async def attempt() -> httpx2.Response:
-            return await self._http.get(url, headers=headers)
+        async def attempt() -> Answer:
+            return await self._send("GET", url, headers=headers)
 
         what = "Checking the task"
         try:
-            response = await self._with_retries(attempt, mode="idempotent", what=what)
+            response = await self._with_retries(attempt, mode="idempotent", what=what, url=url)
         except NotFoundError as exc:
             exc.next_step = (
                 "The task id is unknown or has expired. Check the id; list_tasks shows the tasks this server submitted."
@@ -368,16 +446,14 @@ class EvolinkClient:
 
     # Files API
 
-    async def _files_request(
-        self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any
-    ) -> httpx2.Response:
+    async def _files_request(self, method: str, path: str, *, mode: RetryMode, what: str, **kwargs: Any) -> Answer:
         url = f"{self.files_base_url}/api/v1/files/{path}"
         headers = self._auth()
 
-        async def attempt() -> httpx2.Response:
-            return await self._http.request(method, url, headers=headers, **kwargs)
+        async def attempt() -> Answer:
+            return await self._send(method, url, headers=headers, **kwargs)
 
-        return await self._with_retries(attempt, mode=mode, what=what)
+        return await self._with_retries(attempt, mode=mode, what=what, url=url)
 
     async def _files_call(
         self, method: str, path: str, model: type[WireT], *, mode: RetryMode, what: str, **kwargs: Any
@@ -385,7 +461,7 @@ class EvolinkClient:
         response = await self._files_request(method, path, mode=mode, what=what, **kwargs)
         return await self._files_data(model, response, what)
 
-    async def _files_data(self, model: type[WireT], response: httpx2.Response, what: str) -> WireT:
+    async def _files_data(self, model: type[WireT], response: Answer, what: str) -> WireT:
         envelope = await self._json(response, what)
         data = envelope.get("data") if isinstance(envelope, dict) else None
         if data is None and model is not UploadedFile:  # only an upload must say what it stored
@@ -424,17 +500,35 @@ class EvolinkClient:
     ) -> UploadedFile:
         """POST upload/stream: multipart, streamed from disk in chunks (never read whole)."""
         url = f"{self.files_base_url}/api/v1/files/upload/stream"
-        headers = self._auth()
-        name = file_name or path.name
         fields = self._upload_fields(upload_path, file_name)
+        write_timeout = self.timeouts.write
 
-        async def attempt() -> httpx2.Response:
-            with path.open("rb") as handle:
-                return await self._http.post(
-                    url, headers=headers, data=fields, files={"file": (name, handle, mime_type)}
-                )
+        async def attempt() -> Answer:
+            head, tail, content_type = multipart_envelope(fields, file_name or path.name, mime_type)
+            # aiohttp has no write timeout: the upload fails when no chunk has gone out for `write` seconds.
+            with path.open("rb") as handle, anyio.CancelScope() as stalled:
+                size = os.fstat(handle.fileno()).st_size
 
-        response = await self._with_retries(attempt, mode="once", what="Uploading the file")
+                async def body() -> AsyncIterator[bytes]:
+                    yield head
+                    left = size
+                    while left > 0:
+                        stalled.deadline = anyio.current_time() + write_timeout
+                        chunk = await anyio.to_thread.run_sync(handle.read, min(left, UPLOAD_CHUNK))
+                        if not chunk:
+                            raise OSError(f"{path.name} shrank while it was being uploaded")
+                        left -= len(chunk)
+                        yield chunk
+                    yield tail
+                    stalled.deadline = math.inf  # all sent: the read timeout takes over
+
+                length = len(head) + size + len(tail)
+                headers = {**self._auth(), "Content-Type": content_type, "Content-Length": str(length)}
+                stalled.deadline = anyio.current_time() + write_timeout
+                return await self._send("POST", url, headers=headers, data=body())
+            raise TimeoutError(f"no upload progress in {write_timeout:g} s")
+
+        response = await self._with_retries(attempt, mode="once", what="Uploading the file", url=url)
         return await self._files_data(UploadedFile, response, "Uploading the file")
 
     async def list_files(self, page: int = 1, page_size: int = 20) -> FileList:
@@ -467,18 +561,18 @@ class EvolinkClient:
         """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`."""
         if urlsplit(url).scheme not in ("http", "https"):
             raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
-        timeout = self.timeouts.for_http(read=self.timeouts.download_read)
+        timeout = self.timeouts.for_aiohttp(read=self.timeouts.download_read)
         content_type: str | None = None
 
-        async def attempt() -> httpx2.Response:
+        async def attempt() -> Answer:
             nonlocal content_type
             sink.seek(0)
             sink.truncate()
             headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
-            async with self._http.stream("GET", url, headers=headers, timeout=timeout) as response:
-                if not response.is_success:
-                    await response.aread()
-                    return response
+            async with self._http.get(_url(url), headers=headers, timeout=timeout, allow_redirects=False) as response:
+                answer = Answer(response.status, response.reason or "", response.headers)
+                if not answer.is_success:
+                    return Answer(answer.status_code, answer.reason_phrase, answer.headers, await response.read())
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > max_bytes:
                     raise RequestTooLargeError(
@@ -486,7 +580,7 @@ class EvolinkClient:
                         status=413,
                     )
                 written = 0
-                async for chunk in response.aiter_bytes():
+                async for chunk in response.content.iter_any():
                     written += len(chunk)
                     if written > max_bytes:
                         raise RequestTooLargeError(
@@ -494,7 +588,7 @@ class EvolinkClient:
                         )
                     sink.write(chunk)
                 content_type = response.headers.get("content-type")
-                return response
+                return answer
 
-        await self._with_retries(attempt, mode="idempotent", what="Downloading the result")
+        await self._with_retries(attempt, mode="idempotent", what="Downloading the result", url=url)
         return content_type
