@@ -152,11 +152,11 @@ def run_serve(args: argparse.Namespace) -> None:
             gc.enable()
             anyio.run(serve_stdio, server)
             return
-        from .transports import serve_http
+        from .transports import http_loop_options, serve_http
 
         gc.freeze()
         gc.enable()
-        anyio.run(lambda: serve_http(deps, host=args.host, port=args.port))
+        anyio.run(lambda: serve_http(deps, host=args.host, port=args.port), backend_options=http_loop_options())
 
 
 def _parse_extra(pairs: Sequence[str]) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import importlib.util
 import ipaddress
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -127,6 +130,14 @@ def check_http_exposure(settings: Settings, host: str) -> None:
         )
 
 
+def http_loop_options() -> dict[str, Any]:
+    """anyio's options for the HTTP transports: uvloop where it is installed (everywhere but Windows). With many
+    sessions the event loop is the busiest part of the server, and uvloop's costs less per step."""
+    if sys.platform != "win32" and importlib.util.find_spec("uvloop") is not None:
+        return {"use_uvloop": True}
+    return {}
+
+
 async def serve_http(deps: Deps, *, host: str, port: int) -> None:
     """Serve SSE and streamable HTTP until interrupted."""
     import uvicorn
@@ -137,7 +148,14 @@ async def serve_http(deps: Deps, *, host: str, port: int) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, log_level=settings.log_level.lower(), access_log=False
     )
-    log.info("serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse)", host, port)
+    config.load()
+    log.info(
+        "serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse; event loop %s, HTTP parser %s)",
+        host,
+        port,
+        type(asyncio.get_running_loop()).__module__.split(".")[0],
+        config.http_protocol_class.__name__.removesuffix("Protocol"),
+    )
     if host in ("0.0.0.0", "::") and not settings.mcp_allowed_hosts:
         log.warning(
             "accepting Host headers for loopback names only; set EVOLINK_MCP_ALLOWED_HOSTS to the names "

@@ -49,6 +49,7 @@ class HttpServer:
     output_dir: Path
     allowed_dir: Path
     log: Path
+    pid: int
 
     @property
     def auth(self) -> dict[str, str]:
