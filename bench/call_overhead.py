@@ -1,8 +1,8 @@
 """Per-call overhead over stdio: check_task and list_models, next to what they cannot avoid.
 
 - check_task on a running sandbox task, against a direct httpx2 GET of the same task (an AsyncClient kept
-  alive on an event loop, as the server's own client is): the difference is what the MCP round trip and our
-  tool add on top of the upstream call.
+  alive on an event loop): the difference is what the MCP round trip and our tool add on top of the upstream
+  call. The same GET through aiohttp, the server's own HTTP client, is shown too.
 - list_models (no network), against the SDK's floor server sending the very same result (recorded from
   list_models, replayed by a trivial tool): the difference is what our code adds. The floor's trivial
   `echo` is shown too: the bare MCP round trip.
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx2
 
 from common import (
@@ -70,6 +71,7 @@ def _measure(home: Path) -> list[Row]:
         env = child_env(home / "server", **upstream_env(sandbox))
         loop = asyncio.new_event_loop()
         direct = httpx2.AsyncClient(headers={"Authorization": "Bearer sandbox-key"})
+        direct_aiohttp = loop.run_until_complete(_aiohttp_session())
         with StdioSession(evolink_argv(), env) as ours:
             ours.initialize()
             submitted = _ok(
@@ -92,9 +94,15 @@ def _measure(home: Path) -> list[Row]:
                 def get() -> None:
                     loop.run_until_complete(direct.get(task_url)).raise_for_status()
 
+                async def aiohttp_get() -> None:
+                    async with direct_aiohttp.get(task_url) as response:
+                        response.raise_for_status()
+                        await response.read()
+
                 calls: dict[str, Callable[[], object]] = {
                     "check_task": check,
                     "direct": get,
+                    "direct_aiohttp": lambda: loop.run_until_complete(aiohttp_get()),
                     "list_models": lambda: _ok(ours.call_tool("list_models", {})),
                     "floor_same_result": lambda: _ok(floor.call_tool("canned", {})),
                     "floor_echo": lambda: _ok(floor.call_tool("echo", {"text": "hello"})),
@@ -107,6 +115,7 @@ def _measure(home: Path) -> list[Row]:
                         if number >= WARMUP:
                             series[name].append(time.perf_counter() - started)
         loop.run_until_complete(direct.aclose())
+        loop.run_until_complete(direct_aiohttp.close())
         loop.close()
     echo = percentile(series["floor_echo"], 50)
     vs_echo = percentile(series["list_models"], 50) - echo
@@ -122,6 +131,12 @@ def _measure(home: Path) -> list[Row]:
             f"+{ms(percentile(series['check_task'], 50) - percentile(series['direct'], 50) - echo)}",
         ),
         _overhead_row(
+            "  same, next to a direct aiohttp GET (the server's client; info)",
+            series["check_task"],
+            series["direct_aiohttp"],
+            "aiohttp ClientSession GET of the task",
+        ).informational(),
+        _overhead_row(
             "list_models over stdio (63 models)",
             series["list_models"],
             series["floor_same_result"],
@@ -129,6 +144,10 @@ def _measure(home: Path) -> list[Row]:
             f"result {size / 1024:.0f} KiB; vs floor echo +{ms(vs_echo)}",
         ),
     ]
+
+
+async def _aiohttp_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(headers={"Authorization": "Bearer sandbox-key"})
 
 
 def run() -> list[Row]:

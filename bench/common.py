@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx2
@@ -39,6 +39,10 @@ class Row:
     @property
     def verdict(self) -> str:
         return "-" if self.met is None else ("yes" if self.met else "NO")
+
+    def informational(self) -> Row:
+        """This row with no target: shown next to a figure that has one."""
+        return replace(self, target="-", met=None)
 
 
 def ms(seconds: float) -> str:
