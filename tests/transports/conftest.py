@@ -40,7 +40,7 @@ def http_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer
     try:
         base_url = f"http://127.0.0.1:{port}"
         wait_until_answering(f"{base_url}/healthz", process, log)
-        yield HttpServer(base_url, port, MCP_TOKEN, output_dir, allowed_dir, log, process.pid)
+        yield HttpServer(base_url, port, MCP_TOKEN, output_dir, allowed_dir, log)
     finally:
         stop(process)
 

@@ -49,7 +49,6 @@ class HttpServer:
     output_dir: Path
     allowed_dir: Path
     log: Path
-    pid: int
 
     @property
     def auth(self) -> dict[str, str]:
