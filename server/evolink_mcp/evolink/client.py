@@ -248,6 +248,7 @@ class EvolinkClient:
         self.retry = retry or RetryPolicy()
         self._session = session
         self._owns_session = session is None
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self.base_url!r}, files_base_url={self.files_base_url!r})"
@@ -269,12 +270,23 @@ class EvolinkClient:
                 connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx2.create_ssl_context()),
                 timeout=self.timeouts.for_aiohttp(),
                 headers={"User-Agent": USER_AGENT},
-                trust_env=True,  # HTTP_PROXY, HTTPS_PROXY, NO_PROXY
             )
             # aiohttp resends a GET once, at once, when a connection drops; the retry policy here is the only one.
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
         return self._session
+
+    def _proxy(self, url: str) -> str | None:
+        """The proxy for `url` from HTTP_PROXY/HTTPS_PROXY and NO_PROXY, looked up once per scheme and host.
+
+        Not aiohttp's trust_env: it looks up the proxy and .netrc in worker threads on every request."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxies:
+            from urllib.request import getproxies, proxy_bypass
+
+            self._proxies[key] = None if proxy_bypass(key[1]) else getproxies().get(key[0])
+        return self._proxies[key]
 
     async def aclose(self) -> None:
         if self._session is not None and self._owns_session:
@@ -314,7 +326,10 @@ class EvolinkClient:
 
     async def _send(self, method: str, url: str, *, headers: Mapping[str, str], **kwargs: Any) -> Answer:
         """One request, its answer read whole. Never follows a redirect."""
-        async with self._http.request(method, _url(url), headers=headers, allow_redirects=False, **kwargs) as answer:
+        proxy = self._proxy(url)
+        async with self._http.request(
+            method, _url(url), headers=headers, allow_redirects=False, proxy=proxy, **kwargs
+        ) as answer:
             return Answer(answer.status, answer.reason or "", answer.headers, await answer.read())
 
     async def _with_retries(
@@ -569,7 +584,9 @@ class EvolinkClient:
             sink.seek(0)
             sink.truncate()
             headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
-            async with self._http.get(_url(url), headers=headers, timeout=timeout, allow_redirects=False) as response:
+            async with self._http.get(
+                _url(url), headers=headers, timeout=timeout, allow_redirects=False, proxy=self._proxy(url)
+            ) as response:
                 answer = Answer(response.status, response.reason or "", response.headers)
                 if not answer.is_success:
                     return Answer(answer.status_code, answer.reason_phrase, answer.headers, await response.read())
