@@ -344,8 +344,9 @@ class ImageService:
         await self.resume(before=started)
 
     async def resume(self, before: float) -> None:
-        """Pick up what an earlier process left (recorded before `before`, when this one started): unknown
-        outcomes marked, unfinished tasks followed. What this process submits since is its own to follow."""
+        """Pick up what stopped processes left (recorded before `before`, when this one started): unknown
+        outcomes marked, unfinished tasks followed. What this process submits since is its own to follow, and
+        what another running process submitted is that one's."""
         # A journal another process holds must not take the server down: say so, and serve on.
         try:
             interrupted = await self.journal.mark_interrupted(before)
@@ -355,11 +356,14 @@ class ImageService:
             if interrupted:
                 log.warning("%d submission(s) were interrupted mid-request; their outcome is unknown", interrupted)
         try:
-            unfinished = await self.journal.unfinished(time.time() - RESULT_URL_LIFETIME.total_seconds(), before)
+            adopted, running = await self.journal.adopt_unfinished(
+                time.time() - RESULT_URL_LIFETIME.total_seconds(), before
+            )
         except JournalError as exc:
             log.warning("could not resume unfinished tasks: %s", exc.message)
             return
-        for entry in unfinished:
+        log.debug("resuming %d unfinished task(s); %d followed by other running processes", len(adopted), running)
+        for entry in adopted:
             assert entry.task_id is not None
             self.follow_in_background(entry.task_id)
 

@@ -4,19 +4,27 @@ SQLite (stdlib) in WAL mode, in the per-user state directory. Calls run in a wor
 loop never waits on a lock or a slow disk; only a one-row read asked to be quick runs on the loop, and only
 when it cannot wait (see `Journal._read`). A corrupt file is kept aside and a fresh journal started; a journal
 that cannot be opened at all degrades to memory with a logged warning, never a crash loop.
+
+Several processes may share one journal (a desktop app and a coding agent, say). Each submission names the
+process that follows it (its owner), and each process holds a lock file under `owners/` while it runs: a
+process that starts adopts only what stopped processes left, never a running one's tasks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -31,6 +39,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 JOURNAL_FILE = "journal.sqlite3"
+OWNERS_DIR = "owners"  # one lock file per running process that has the journal open
+STALE_OWNER_LOCK_SECONDS = 60.0
 LOCK_WAIT_SECONDS = 5.0  # how long a write waits for another process's lock before giving up
 
 # Where a submission stands, before and after the task exists.
@@ -58,7 +68,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     error_message TEXT,
     created_at    REAL NOT NULL,
     updated_at    REAL NOT NULL,
-    finished      INTEGER NOT NULL DEFAULT 0
+    finished      INTEGER NOT NULL DEFAULT 0,
+    owner         TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_unfinished ON submissions (finished, created_at);
 CREATE INDEX IF NOT EXISTS submissions_updated ON submissions (updated_at);
@@ -98,6 +109,7 @@ class Entry:
     error_code: str | None = None
     error_message: str | None = None
     finished: bool = False
+    owner: str | None = None  # the process that follows it (see OWNERS_DIR)
 
     @property
     def created(self) -> str:
@@ -128,6 +140,7 @@ def _entry(row: sqlite3.Row) -> Entry:
         error_code=row["error_code"],
         error_message=row["error_message"],
         finished=bool(row["finished"]),
+        owner=row["owner"],
     )
 
 
@@ -145,7 +158,51 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
         connection.close()
         raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
     connection.executescript(_SCHEMA)
+    if "owner" not in {column["name"] for column in connection.execute("PRAGMA table_info(submissions)")}:
+        try:  # a journal from before owners were recorded
+            connection.execute("ALTER TABLE submissions ADD COLUMN owner TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it first
+                raise
     return connection
+
+
+def _try_lock(handle: IO[bytes]) -> bool:
+    """Lock the open file for this handle alone, without waiting; False if another handle holds it.
+
+    flock and Windows byte locks belong to the open file, not the process, and die with their process."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            handle.seek(0)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _is_held(lock_file: Path) -> bool:
+    """Whether a running process holds `lock_file`. One nobody holds is removed once it is a minute old: a
+    younger one may belong to a process between creating and locking it (which has recorded nothing yet)."""
+    try:
+        handle = os.fdopen(os.open(lock_file, os.O_RDWR), "r+b")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: better to leave a task alone than to follow it twice
+    with handle:
+        if not _try_lock(handle):
+            return True
+        stale = time.time() - os.fstat(handle.fileno()).st_mtime > STALE_OWNER_LOCK_SECONDS
+    if stale:
+        with contextlib.suppress(OSError):  # another process may be clearing it too
+            lock_file.unlink()
+    return False
 
 
 def _is_locked(exc: Exception) -> bool:
@@ -173,6 +230,8 @@ class Journal:
         self.problem: str | None = None  # why the journal is only in memory, if it is
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self.owner = uuid.uuid4().hex  # this process, in the submissions it records
+        self._owner_lock: IO[bytes] | None = None  # held while the journal is open: tells others this owner runs
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -213,7 +272,31 @@ class Journal:
         except OSError as exc:
             return self._in_memory(f"the state directory {directory} is not writable ({exc.strerror or exc})")
         self.path = path
+        self._hold_owner_lock(directory / OWNERS_DIR)
         return db
+
+    def _hold_owner_lock(self, owners: Path) -> None:
+        """Take this process's lock file, and clear those of processes that stopped without removing theirs."""
+        try:
+            owners.mkdir(exist_ok=True)
+            for stale in owners.glob("*.lock"):
+                _is_held(stale)
+            handle = (owners / f"{self.owner}.lock").open("a+b")
+        except OSError as exc:
+            log.warning("no owner lock in %s (%s): another process may also follow this one's tasks", owners, exc)
+            return
+        if _try_lock(handle):
+            self._owner_lock = handle
+        else:
+            handle.close()
+
+    def _owner_running(self, owner: str | None) -> bool:
+        """Whether `owner` is this process or another one that is running (a task it follows is not ours)."""
+        if owner == self.owner:
+            return True
+        if owner is None or self.path is None:
+            return False
+        return _is_held(self.path.parent / OWNERS_DIR / f"{owner}.lock")
 
     def _in_memory(self, why: str) -> sqlite3.Connection:
         self.problem = why
@@ -225,6 +308,11 @@ class Journal:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+            if self._owner_lock is not None:
+                self._owner_lock.close()
+                self._owner_lock = None
+                if self.path is not None:
+                    (self.path.parent / OWNERS_DIR / f"{self.owner}.lock").unlink(missing_ok=True)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._run_sync, fn)
@@ -280,9 +368,9 @@ class Journal:
         await self._run(
             lambda db: db.execute(
                 "INSERT INTO submissions (request_key, fingerprint, state, model, prompt, request_json,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(request_key)"
-                " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                (request_key, fingerprint, SUBMITTING, model, prompt, json.dumps(request), now, now),
+                " created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(request_key)"
+                " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, owner = excluded.owner",
+                (request_key, fingerprint, SUBMITTING, model, prompt, json.dumps(request), now, now, self.owner),
             )
         )
 
@@ -349,15 +437,23 @@ class Journal:
         return _entry(row) if row else None
 
     async def mark_interrupted(self, before: float) -> int:
-        """Submissions left SUBMITTING (recorded before `before`) by a process that died mid-POST: their outcome
-        is unknown."""
-        cursor = await self._run(
-            lambda db: db.execute(
-                "UPDATE submissions SET state = ?, updated_at = ? WHERE state = ? AND created_at < ?",
-                (UNKNOWN, time.time(), SUBMITTING, before),
-            )
-        )
-        return cursor.rowcount
+        """Submissions left SUBMITTING (recorded before `before`) by a process that stopped mid-POST: their
+        outcome is unknown. A running process's POST is its own to finish."""
+
+        def mark(db: sqlite3.Connection) -> int:
+            rows = db.execute(
+                "SELECT request_key, owner FROM submissions WHERE state = ? AND created_at < ?", (SUBMITTING, before)
+            ).fetchall()
+            marked = 0
+            for row in rows:
+                if not self._owner_running(row["owner"]):
+                    marked += db.execute(
+                        "UPDATE submissions SET state = ?, updated_at = ? WHERE request_key = ? AND state = ?",
+                        (UNKNOWN, time.time(), row["request_key"], SUBMITTING),
+                    ).rowcount
+            return marked
+
+        return await self._run(mark)
 
     async def credits_seen(self, model: str, limit: int = 50) -> list[tuple[dict[str, Any], float]]:
         """(request, credits reserved) of recent submissions of `model`: what it has cost so far."""
@@ -370,16 +466,29 @@ class Journal:
         )
         return [(json.loads(r["request_json"]), float(r["credits"])) for r in rows]
 
-    async def unfinished(self, newer_than: float, before: float) -> list[Entry]:
-        """Submissions still worth following: a task id, not finished, submitted between the two times."""
-        rows = await self._run(
-            lambda db: db.execute(
+    async def adopt_unfinished(self, newer_than: float, before: float) -> tuple[list[Entry], int]:
+        """(submissions still worth following that stopped processes left, now this process's; how many were
+        left to the running processes that follow them): a task id, not finished, submitted between the two
+        times. Adopting is atomic: of processes starting together, one takes each."""
+
+        def adopt(db: sqlite3.Connection) -> tuple[list[Entry], int]:
+            rows = db.execute(
                 "SELECT * FROM submissions WHERE finished = 0 AND task_id IS NOT NULL AND created_at > ?"
                 " AND created_at < ? ORDER BY created_at",
                 (newer_than, before),
             ).fetchall()
-        )
-        return [_entry(r) for r in rows]
+            adopted, running = [], 0
+            for row in rows:
+                if self._owner_running(row["owner"]):
+                    running += 1
+                elif db.execute(
+                    "UPDATE submissions SET owner = ? WHERE request_key = ? AND owner IS ?",
+                    (self.owner, row["request_key"], row["owner"]),
+                ).rowcount:
+                    adopted.append(replace(_entry(row), owner=self.owner))
+            return adopted, running
+
+        return await self._run(adopt)
 
     async def recent(self, status: str | None = None, limit: int = 20) -> list[Entry]:
         """The newest submissions, optionally only those with this task status (or journal state)."""

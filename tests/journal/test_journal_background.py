@@ -81,6 +81,30 @@ async def test_unfinished_tasks_of_a_previous_process_are_resumed_and_saved_on_s
     assert len(sandbox.state.requests("tasks")) == polls
 
 
+async def test_a_second_server_sharing_the_journal_leaves_the_first_ones_running_task_to_it(
+    settings_for: Callable[..., Settings],
+    connect: Connect,
+    sandbox: SandboxServer,
+    output_dir: Path,
+    state_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two clients each launching the server on one state folder: the task is followed, downloaded and saved once."""
+    async with connect(build_server(build_deps(settings_for(wait_seconds=0), allowed_dirs=None))) as first:
+        pending = await first.call("generate_image", {"prompt": "a harbour at dusk [sandbox:duration=3]"})
+        task_id = first.data(pending)["task_id"]
+        second_deps = build_deps(settings_for(), allowed_dirs=None)
+        async with connect(build_server(second_deps)):
+            await until(lambda: any("1 followed by other running processes" in r.getMessage() for r in caplog.records))
+            followed_by_second = second_deps.service.is_followed(task_id)
+            saved = await saved_images(output_dir)
+            await until(lambda: journal_row(state_dir, task_id)["finished"] == 1)
+
+    assert not followed_by_second
+    assert len(saved) == 1
+    assert len(sandbox.state.requests("results")) == 1  # one download, by the first server
+
+
 async def test_a_task_from_before_a_long_pause_is_still_looked_at_and_saved_on_start_up(
     server_for: ServerFor, connect: Connect, sandbox: SandboxServer, output_dir: Path, state_dir: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -14,7 +15,7 @@ import anyio.lowlevel
 import pytest
 from journal_support import LockHolder
 
-from evolink_mcp.journal import JOURNAL_FILE, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError
+from evolink_mcp.journal import JOURNAL_FILE, OWNERS_DIR, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError
 
 pytestmark = pytest.mark.anyio
 
@@ -289,14 +290,130 @@ async def test_a_quick_read_while_another_call_holds_the_journal_waits_in_a_thre
 
 
 async def test_unfinished_tasks_to_resume_are_only_those_recorded_before_this_process_started(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "state")
-    await journal.record_intent("key-1", "fp", "z-image-turbo", "earlier", {})
-    await journal.record_submitted("key-1", "task-earlier", "processing", 0.2)
+    earlier = Journal(tmp_path / "state")
+    await earlier.record_intent("key-1", "fp", "z-image-turbo", "earlier", {})
+    await earlier.record_submitted("key-1", "task-earlier", "processing", 0.2)
     started = time.time()
-    await journal.record_intent("key-2", "fp", "z-image-turbo", "since", {})
-    await journal.record_submitted("key-2", "task-since", "processing", 0.2)
+    await earlier.record_intent("key-2", "fp", "z-image-turbo", "since", {})  # as if by a third, stopped process
+    await earlier.record_submitted("key-2", "task-since", "processing", 0.2)
+    earlier.close()
 
-    unfinished = await journal.unfinished(newer_than=started - 3600, before=started)
+    journal = Journal(tmp_path / "state")
+    adopted, _ = await journal.adopt_unfinished(newer_than=started - 3600, before=started)
     journal.close()
 
-    assert [entry.task_id for entry in unfinished] == ["task-earlier"]
+    assert [entry.task_id for entry in adopted] == ["task-earlier"]
+
+
+# -- processes sharing one journal ----------------------------------------------------------------------
+
+
+async def submitted_by(journal: Journal, key: str) -> None:
+    await journal.record_intent(key, "fp", "z-image-turbo", "a lamp", {})
+    await journal.record_submitted(key, f"task-{key}", "processing", 0.2)
+
+
+async def test_a_running_process_keeps_its_tasks_and_a_stopped_ones_are_adopted_once(tmp_path: Path) -> None:
+    first, second, third = (Journal(tmp_path / "state") for _ in range(3))
+    await submitted_by(first, "key-1")
+    later = time.time() + 1
+
+    kept = await second.adopt_unfinished(newer_than=0, before=later)
+    first.close()  # the first process stops with its task unfinished
+    adopted = await second.adopt_unfinished(newer_than=0, before=later)
+    again = await third.adopt_unfinished(newer_than=0, before=later)
+    row = await third.by_request_key("key-1")
+    for journal in (second, third):
+        journal.close()
+
+    assert kept == ([], 1)  # followed by the running first process: left alone
+    assert [entry.task_id for entry in adopted[0]] == ["task-key-1"] and adopted[1] == 0
+    assert again == ([], 1)  # the second process follows it now
+    assert row is not None and row.owner == second.owner
+
+
+async def test_processes_starting_together_adopt_each_stopped_task_once(tmp_path: Path) -> None:
+    stopped = Journal(tmp_path / "state")
+    for number in range(20):
+        await submitted_by(stopped, f"key-{number}")
+    stopped.close()
+    starting = [Journal(tmp_path / "state") for _ in range(4)]
+    later = time.time() + 1
+    adopted: list[str] = []
+
+    async def adopt(journal: Journal) -> None:
+        entries, _ = await journal.adopt_unfinished(newer_than=0, before=later)
+        adopted.extend(entry.request_key for entry in entries)
+
+    async with anyio.create_task_group() as group:
+        for journal in starting:
+            group.start_soon(adopt, journal)
+    for journal in starting:
+        journal.close()
+
+    assert sorted(adopted) == sorted(f"key-{number}" for number in range(20))
+
+
+async def test_a_running_process_mid_post_is_not_marked_interrupted_by_another(tmp_path: Path) -> None:
+    running, starting = Journal(tmp_path / "state"), Journal(tmp_path / "state")
+    await running.record_intent("key-1", "fp", "z-image-turbo", "a lamp", {})  # its POST is under way
+    later = time.time() + 1
+
+    while_running = await starting.mark_interrupted(before=later)
+    running.close()  # it stopped before the answer came
+    once_stopped = await starting.mark_interrupted(before=later)
+    row = await starting.by_request_key("key-1")
+    starting.close()
+
+    assert (while_running, once_stopped) == (0, 1)
+    assert row is not None and row.state == UNKNOWN
+
+
+async def test_an_owner_lock_file_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
+    owners = tmp_path / "state" / OWNERS_DIR
+    owners.mkdir(parents=True)
+    stale = owners / "0123456789abcdef.lock"
+    stale.write_bytes(b"")  # nobody holds it: its process was killed two minutes ago
+    os.utime(stale, (time.time() - 120, time.time() - 120))
+    fresh = owners / "fedcba9876543210.lock"
+    fresh.write_bytes(b"")  # nobody holds it yet: a process may be about to lock it
+
+    journal = Journal(tmp_path / "state")
+    await journal.record_intent("key-1", "fp", "z-image-turbo", "a lamp", {})
+    held = sorted(path.name for path in owners.iterdir())
+    journal.close()
+
+    assert held == sorted([f"{journal.owner}.lock", fresh.name])
+    assert list(owners.iterdir()) == [fresh]  # and its own goes when it closes
+
+
+async def test_a_journal_from_before_owners_were_recorded_gains_the_column_and_its_tasks_are_adopted(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "state").mkdir()
+    old = sqlite3.connect(tmp_path / "state" / JOURNAL_FILE)
+    old.executescript(OLD_SCHEMA)
+    old.execute(
+        "INSERT INTO submissions (request_key, fingerprint, state, task_id, request_json, created_at, updated_at)"
+        " VALUES ('key-1', 'fp', 'submitted', 'task-old', '{}', ?, ?)",
+        (time.time() - 60, time.time() - 60),
+    )
+    old.commit()
+    old.close()
+
+    journal = Journal(tmp_path / "state")
+    adopted, running = await journal.adopt_unfinished(newer_than=0, before=time.time())
+    journal.close()
+
+    assert [entry.task_id for entry in adopted] == ["task-old"] and running == 0
+    assert adopted[0].owner == journal.owner
+
+
+OLD_SCHEMA = """
+CREATE TABLE submissions (
+    request_key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, state TEXT NOT NULL, task_id TEXT UNIQUE,
+    status TEXT, progress REAL, model TEXT, prompt TEXT, request_json TEXT NOT NULL, credits REAL,
+    result_urls TEXT, saved_paths TEXT, save_error TEXT, error_code TEXT, error_message TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, finished INTEGER NOT NULL DEFAULT 0
+);
+"""
