@@ -384,6 +384,9 @@ class ImageService:
         try:
             async with self._follow_slots:
                 try:
+                    if not await self.journal.take(task_id):
+                        log.info("not following %s: another running server process follows it", task_id)
+                        return
                     entry = await self.journal.by_task_id(task_id)
                 except JournalError:
                     entry = None

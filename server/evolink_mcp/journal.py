@@ -469,7 +469,7 @@ class Journal:
     async def adopt_unfinished(self, newer_than: float, before: float) -> tuple[list[Entry], int]:
         """(submissions still worth following that stopped processes left, now this process's; how many were
         left to the running processes that follow them): a task id, not finished, submitted between the two
-        times. Adopting is atomic: of processes starting together, one takes each."""
+        times."""
 
         def adopt(db: sqlite3.Connection) -> tuple[list[Entry], int]:
             rows = db.execute(
@@ -477,18 +477,34 @@ class Journal:
                 " AND created_at < ? ORDER BY created_at",
                 (newer_than, before),
             ).fetchall()
-            adopted, running = [], 0
-            for row in rows:
-                if self._owner_running(row["owner"]):
-                    running += 1
-                elif db.execute(
-                    "UPDATE submissions SET owner = ? WHERE request_key = ? AND owner IS ?",
-                    (self.owner, row["request_key"], row["owner"]),
-                ).rowcount:
-                    adopted.append(replace(_entry(row), owner=self.owner))
-            return adopted, running
+            adopted = [replace(_entry(row), owner=self.owner) for row in rows if self._take(db, row)]
+            return adopted, len(rows) - len(adopted)
 
         return await self._run(adopt)
+
+    async def take(self, task_id: str) -> bool:
+        """Whether this process is to follow `task_id`: it owns it, or now does as its owner stopped. False when
+        another running process follows it; a task the journal does not know is this process's."""
+
+        def take(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT request_key, owner FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+            return row is None or self._take(db, row)
+
+        return await self._run(take)
+
+    def _take(self, db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+        """Make this process the owner of `row`'s submission unless a running process is: whether it now is.
+        Compare and set: of processes taking it together, one does."""
+        if row["owner"] == self.owner:
+            return True
+        if self._owner_running(row["owner"]):
+            return False
+        return bool(
+            db.execute(
+                "UPDATE submissions SET owner = ? WHERE request_key = ? AND owner IS ?",
+                (self.owner, row["request_key"], row["owner"]),
+            ).rowcount
+        )
 
     async def recent(self, status: str | None = None, limit: int = 20) -> list[Entry]:
         """The newest submissions, optionally only those with this task status (or journal state)."""

@@ -105,6 +105,32 @@ async def test_a_second_server_sharing_the_journal_leaves_the_first_ones_running
     assert len(sandbox.state.requests("results")) == 1  # one download, by the first server
 
 
+async def test_check_task_in_a_second_server_leaves_the_background_following_to_the_first(
+    settings_for: Callable[..., Settings],
+    connect: Connect,
+    sandbox: SandboxServer,
+    output_dir: Path,
+    state_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with connect(build_server(build_deps(settings_for(wait_seconds=0), allowed_dirs=None))) as first:
+        pending = await first.call("generate_image", {"prompt": "a harbour at dusk [sandbox:duration=3]"})
+        task_id = first.data(pending)["task_id"]
+        second_deps = build_deps(settings_for(wait_seconds=0), allowed_dirs=None)
+        async with connect(build_server(second_deps)) as second:
+            checked = await second.call("check_task", {"task_id": task_id})
+            await until(lambda: any(f"not following {task_id}" in r.getMessage() for r in caplog.records))
+            still_running = sandbox.state.task_status(task_id) != "completed"
+            followed_by_second = second_deps.service.is_followed(task_id)
+            saved = await saved_images(output_dir)
+            await until(lambda: journal_row(state_dir, task_id)["finished"] == 1)
+
+    assert second.data(checked)["status"] in ("pending", "processing")
+    assert still_running and not followed_by_second  # gave it up while the task ran, not once it was done
+    assert len(saved) == 1 and len(sandbox.state.requests("results")) == 1
+    assert journal_row(state_dir, task_id)["owner"] != second_deps.service.journal.owner
+
+
 async def test_a_task_from_before_a_long_pause_is_still_looked_at_and_saved_on_start_up(
     server_for: ServerFor, connect: Connect, sandbox: SandboxServer, output_dir: Path, state_dir: Path
 ) -> None:
