@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 from pathlib import Path
@@ -198,6 +199,28 @@ async def test_a_download_streams_the_result_without_the_api_key(client: Evolink
     assert entry.header("authorization") is None
     # Every API call did carry it: the absence above is the download's own doing.
     assert all(e.header("authorization") == "Bearer [redacted]" for e in sandbox.state.requests("tasks"))
+
+
+async def test_a_download_follows_a_redirect_to_where_the_result_is(
+    client: EvolinkClient, sandbox: SandboxServer
+) -> None:
+    task = await wait_until_terminal(client, (await client.submit_generation(generation())).id)
+
+    async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        location = task.image_urls[0]
+        writer.write(f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(redirect, "127.0.0.1", 0)
+    async with server:
+        sink = io.BytesIO()
+        port = server.sockets[0].getsockname()[1]
+        content_type = await client.download(f"http://127.0.0.1:{port}/signed/0.png", sink, max_bytes=10 << 20)
+
+    assert content_type == "image/png" and sink.getvalue().startswith(PNG_MAGIC)
+    assert len(sandbox.state.requests("results")) == 1
 
 
 async def test_a_download_retried_after_a_503_restarts_the_sink(client: EvolinkClient, sandbox: SandboxServer) -> None:

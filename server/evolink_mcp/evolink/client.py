@@ -573,7 +573,9 @@ class EvolinkClient:
     # Result downloads: CDN links, fetched without the API key.
 
     async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> str | None:
-        """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`."""
+        """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`.
+
+        Redirects are followed (a CDN may send a signed link elsewhere): nothing secret goes with the request."""
         if urlsplit(url).scheme not in ("http", "https"):
             raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
         timeout = self.timeouts.for_aiohttp(read=self.timeouts.download_read)
@@ -584,9 +586,7 @@ class EvolinkClient:
             sink.seek(0)
             sink.truncate()
             headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
-            async with self._http.get(
-                _url(url), headers=headers, timeout=timeout, allow_redirects=False, proxy=self._proxy(url)
-            ) as response:
+            async with self._http.get(_url(url), headers=headers, timeout=timeout, proxy=self._proxy(url)) as response:
                 answer = Answer(response.status, response.reason or "", response.headers)
                 if not answer.is_success:
                     return Answer(answer.status_code, answer.reason_phrase, answer.headers, await response.read())
