@@ -20,14 +20,21 @@ import anyio
 import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
 from PIL import Image
-from transport_support import TASK_SECONDS, TOOLS, child_env, evolink_argv, stop, text_of
+from transport_support import (
+    CALL_TIMEOUT,
+    TASK_SECONDS,
+    TOOLS,
+    child_env,
+    evolink_argv,
+    jsonrpc_line,
+    stdio_session,
+    stop,
+    text_of,
+)
 
 pytestmark = pytest.mark.anyio
 
-CALL_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
 ON_PIPES = "stdio: serving on asyncio pipes"
 ON_THREADS = "stdio: serving through the SDK's worker threads"
@@ -44,15 +51,6 @@ def debug_env(tmp_path: Path) -> dict[str, str]:
     )
 
 
-def message(request_id: int | None, method: str, params: dict[str, Any] | None = None) -> bytes:
-    body: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-    if request_id is not None:
-        body["id"] = request_id
-    if params is not None:
-        body["params"] = params
-    return json.dumps(body).encode() + b"\n"
-
-
 class RawStdio:
     """A server on pipes, spoken to in raw JSON-RPC lines; every line it writes to stdout is kept."""
 
@@ -64,7 +62,7 @@ class RawStdio:
 
     async def send(self, request_id: int | None, method: str, params: dict[str, Any] | None = None) -> None:
         assert self.process.stdin is not None
-        await self.process.stdin.send(message(request_id, method, params))
+        await self.process.stdin.send(jsonrpc_line(request_id, method, params))
 
     async def initialize(self) -> None:
         await self.send(1, "initialize", INITIALIZE)
@@ -112,18 +110,9 @@ async def raw_stdio(argv: list[str], env: dict[str, str], errlog: Path) -> Async
             await process.aclose()
 
 
-@asynccontextmanager
-async def sdk_session(env: dict[str, str], errlog: Path, *args: str) -> AsyncIterator[Client]:
-    """The SDK's stdio client (which spawns the server on pipes) on `evolink-mcp *args`."""
-    command, *argv = evolink_argv(*args)
-    with errlog.open("w") as log, anyio.fail_after(CALL_TIMEOUT):
-        async with Client(stdio_client(StdioServerParameters(command=command, args=argv, env=env), errlog=log)) as c:
-            yield c
-
-
 async def test_the_sdk_client_initializes_lists_and_calls_tools_over_asyncio_pipes(tmp_path: Path) -> None:
     errlog = tmp_path / "stderr.log"
-    async with sdk_session(debug_env(tmp_path), errlog, "--sandbox") as client:
+    async with stdio_session(debug_env(tmp_path), errlog, "--sandbox") as client:
         tools = await client.list_tools()
         models = await client.call_tool("list_models", {})
         unknown = await client.call_tool("check_task", {"task_id": "task-that-does-not-exist"})
@@ -184,7 +173,7 @@ async def test_a_request_line_of_several_megabytes_round_trips(tmp_path: Path) -
     image = noise_png(1200, 1000)
     assert len(image) > 3_000_000  # a request line of over 4 MB, many times the pipe's buffer
 
-    async with sdk_session(debug_env(tmp_path), tmp_path / "stderr.log", "--sandbox") as client:
+    async with stdio_session(debug_env(tmp_path), tmp_path / "stderr.log", "--sandbox") as client:
         uploaded = await client.call_tool(
             "upload_file", {"base64_data": base64.b64encode(image).decode(), "file_name": "noise.png"}
         )
@@ -215,7 +204,9 @@ def test_stdout_that_is_a_file_is_served_by_the_sdks_transport(tmp_path: Path) -
     try:
         assert process.stdin is not None
         process.stdin.write(
-            message(1, "initialize", INITIALIZE) + message(None, "notifications/initialized") + message(2, "tools/list")
+            jsonrpc_line(1, "initialize", INITIALIZE)
+            + jsonrpc_line(None, "notifications/initialized")
+            + jsonrpc_line(2, "tools/list")
         )
         process.stdin.flush()
         answers = [json.loads(line) for line in read_lines_when_there(responses, 2, process)]

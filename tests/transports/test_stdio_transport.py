@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from anyio.abc import ByteReceiveStream
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
 from transport_support import (
+    CALL_TIMEOUT,
     SECRET_KEY,
     TASK_SECONDS,
     TOOLS,
@@ -23,6 +20,8 @@ from transport_support import (
     child_env,
     evolink_argv,
     free_port,
+    jsonrpc_line,
+    stdio_session,
     text_of,
     write_png,
 )
@@ -30,18 +29,6 @@ from transport_support import (
 from evolink_mcp.sandbox import SandboxServer
 
 pytestmark = pytest.mark.anyio
-
-CALL_TIMEOUT = 30.0
-
-
-@asynccontextmanager
-async def stdio_session(env: dict[str, str], errlog: Path, *args: str) -> AsyncIterator[Client]:
-    """The SDK's stdio client on `evolink-mcp *args`; the child's stderr goes to `errlog`."""
-    command, *argv = evolink_argv(*args)
-    params = StdioServerParameters(command=command, args=argv, env=env)
-    with errlog.open("w") as log, anyio.fail_after(CALL_TIMEOUT):
-        async with Client(stdio_client(params, errlog=log)) as client:
-            yield client
 
 
 def sandbox_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -107,15 +94,6 @@ class Lines:
         raise AssertionError(f"stdout ended before the response to request {request_id}")
 
 
-def request(request_id: int | None, method: str, params: dict[str, Any] | None = None) -> bytes:
-    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-    if request_id is not None:
-        message["id"] = request_id
-    if params is not None:
-        message["params"] = params
-    return json.dumps(message).encode() + b"\n"
-
-
 @pytest.mark.slow
 async def test_stdout_carries_only_json_rpc_messages_from_start_to_exit_even_at_debug_level(
     tmp_path: Path,
@@ -137,10 +115,10 @@ async def test_stdout_carries_only_json_rpc_messages_from_start_to_exit_even_at_
         try:
             assert process.stdin is not None and process.stdout is not None
             stdout = Lines(process.stdout)
-            await process.stdin.send(request(1, "initialize", initialize))
+            await process.stdin.send(jsonrpc_line(1, "initialize", initialize))
             await stdout.until_response(1)
-            await process.stdin.send(request(None, "notifications/initialized"))
-            await process.stdin.send(request(2, "tools/call", generate))
+            await process.stdin.send(jsonrpc_line(None, "notifications/initialized"))
+            await process.stdin.send(jsonrpc_line(2, "tools/call", generate))
             called = await stdout.until_response(2)
             await process.stdin.aclose()  # what a client does to stop the server
             while await stdout.next() is not None:

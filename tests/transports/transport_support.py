@@ -2,22 +2,51 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx2
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult, TextContent
 from PIL import Image
 
 from process_support import child_env, evolink_argv, free_port, stop  # noqa: F401  (re-exported for the tests here)
 
 START_TIMEOUT = 30.0
+CALL_TIMEOUT = 30.0
 TASK_SECONDS = "0.05"
 SECRET_KEY = "sk-test-SECRET-7f3c9a1e5b2d4c6e8a0f"
 MCP_TOKEN = "mcp-token-3b8e1d9f4a6c2e7b"
 TOOLS = {"generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file", "list_tasks"}
+
+
+@asynccontextmanager
+async def stdio_session(env: dict[str, str], errlog: Path, *args: str) -> AsyncIterator[Client]:
+    """The SDK's stdio client (which spawns the server on pipes) on `evolink-mcp *args`; stderr to `errlog`."""
+    command, *argv = evolink_argv(*args)
+    params = StdioServerParameters(command=command, args=argv, env=env)
+    with errlog.open("w") as log, anyio.fail_after(CALL_TIMEOUT):
+        async with Client(stdio_client(params, errlog=log)) as client:
+            yield client
+
+
+def jsonrpc_line(request_id: int | None, method: str, params: dict[str, Any] | None = None) -> bytes:
+    """One newline-delimited JSON-RPC message, as a client writes it to the server's stdin (no id: a
+    notification)."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if request_id is not None:
+        message["id"] = request_id
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message).encode() + b"\n"
 
 
 def write_png(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
