@@ -384,12 +384,12 @@ class ImageService:
         try:
             async with self._follow_slots:
                 try:
-                    if not await self.journal.take(task_id):
-                        log.info("not following %s: another running server process follows it", task_id)
-                        return
-                    entry = await self.journal.by_task_id(task_id)
+                    ours, entry = await self.journal.take(task_id)
                 except JournalError:
-                    entry = None
+                    ours, entry = True, None
+                if not ours:
+                    log.info("not following %s: another running server process follows it", task_id)
+                    return
                 give_up_at = (entry.created_at if entry else time.time()) + FOLLOW_LIMIT_SECONDS
                 # Look at least once however old the task: one resumed after a long pause may have completed
                 # meanwhile, and its images stay downloadable for a day.

@@ -482,13 +482,15 @@ class Journal:
 
         return await self._run(adopt)
 
-    async def take(self, task_id: str) -> bool:
-        """Whether this process is to follow `task_id`: it owns it, or now does as its owner stopped. False when
-        another running process follows it; a task the journal does not know is this process's."""
+    async def take(self, task_id: str) -> tuple[bool, Entry | None]:
+        """(whether this process is to follow `task_id`, its entry): it owns it, or now does as its owner
+        stopped; not when another running process follows it. A task the journal does not know is this one's."""
 
-        def take(db: sqlite3.Connection) -> bool:
-            row = db.execute("SELECT request_key, owner FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
-            return row is None or self._take(db, row)
+        def take(db: sqlite3.Connection) -> tuple[bool, Entry | None]:
+            row = db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+            if row is None:
+                return True, None
+            return (True, replace(_entry(row), owner=self.owner)) if self._take(db, row) else (False, _entry(row))
 
         return await self._run(take)
 
