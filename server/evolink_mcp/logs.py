@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 
 class RedactSecrets(logging.Filter):
-    """Blanks out secret values in a record's message and arguments, whoever logged it (httpx2 included)."""
+    """Blanks out secret values in a record's message and arguments, whoever logged it (libraries included)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -45,5 +45,3 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     handler.addFilter(RedactSecrets(secrets))
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # httpx2 logs every request URL at INFO: keep it for debugging only.
-    logging.getLogger("httpx2").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)

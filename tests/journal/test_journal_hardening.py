@@ -287,17 +287,16 @@ async def test_the_secret_is_redacted_from_an_httpx_exception_logged_with_exc_in
 @pytest.fixture
 def configured_logging(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
     """configure_logging() for the test, writing to the captured stderr; undone afterwards."""
-    root, httpx_logger = logging.getLogger(), logging.getLogger("httpx2")
-    levels = root.level, httpx_logger.level
+    root = logging.getLogger()
+    level = root.level
     configure_logging("DEBUG", [LOG_SECRET])
     yield
     for handler in [h for h in root.handlers if getattr(h, "_evolink", False)]:
         root.removeHandler(handler)
-    root.setLevel(levels[0])
-    httpx_logger.setLevel(levels[1])
+    root.setLevel(level)
 
 
-async def test_httpxs_own_request_log_line_is_redacted_by_the_servers_log_handler(
+async def test_a_librarys_own_request_log_line_is_redacted_by_the_servers_log_handler(
     configured_logging: None, capsys: pytest.CaptureFixture[str], sandbox: SandboxServer
 ) -> None:
     async with httpx2.AsyncClient() as http:

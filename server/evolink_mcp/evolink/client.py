@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
@@ -579,17 +579,15 @@ class EvolinkClient:
         if urlsplit(url).scheme not in ("http", "https"):
             raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
         timeout = self.timeouts.for_aiohttp(read=self.timeouts.download_read)
-        content_type: str | None = None
 
         async def attempt() -> Answer:
-            nonlocal content_type
             sink.seek(0)
             sink.truncate()
             headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
             async with self._http.get(_url(url), headers=headers, timeout=timeout, proxy=self._proxy(url)) as response:
                 answer = Answer(response.status, response.reason or "", response.headers)
                 if not answer.is_success:
-                    return Answer(answer.status_code, answer.reason_phrase, answer.headers, await response.read())
+                    return replace(answer, content=await response.read())
                 declared = int(response.headers.get("content-length") or 0)
                 if declared > max_bytes:
                     raise RequestTooLargeError(
@@ -604,8 +602,7 @@ class EvolinkClient:
                             f"The result at {url[:100]} is over the {max_bytes}-byte cap.", status=413
                         )
                     sink.write(chunk)
-                content_type = response.headers.get("content-type")
                 return answer
 
-        await self._with_retries(attempt, mode="idempotent", what="Downloading the result", url=url)
-        return content_type
+        answer = await self._with_retries(attempt, mode="idempotent", what="Downloading the result", url=url)
+        return answer.headers.get("content-type")
