@@ -148,6 +148,8 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
     import sqlite3  # imported on first use: the stdio server's start-up does not pay for it
 
     target = ":memory:" if path is None else str(path)
+    if path is not None:
+        _make_private(path)
     connection = sqlite3.connect(target, timeout=timeout, check_same_thread=False, isolation_level=None)
     connection.row_factory = sqlite3.Row
     if path is not None:
@@ -165,6 +167,17 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
             if "duplicate column" not in str(exc):  # another process added it first
                 raise
     return connection
+
+
+def _make_private(path: Path) -> None:
+    """Create the journal file readable by its owner alone (it holds prompts and result URLs), or make an
+    existing one so. SQLite gives its -wal and -shm files the journal file's permissions."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # missing, or another user's shared journal: left as it is
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
 
 
 def _try_lock(handle: IO[bytes]) -> bool:
@@ -252,7 +265,7 @@ class Journal:
             return _open(None)
         path = directory / JOURNAL_FILE
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder's listing is private too
             db = _open(path, self.timeout)
         except sqlite3.DatabaseError as exc:
             if _is_locked(exc):
