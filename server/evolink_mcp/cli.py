@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -288,10 +289,11 @@ def run_models(args: argparse.Namespace) -> int:
         catalog = load_catalog(settings.catalog_file, settings.default_model)
     except CatalogError as exc:
         raise SystemExit(f"evolink-mcp: {exc}") from None
-    chosen = [summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes]
-    if args.json:
-        print(json.dumps([m.model_dump(exclude_none=True) for m in chosen], indent=2, ensure_ascii=False))
+    if args.json:  # everything the catalog knows, as the evolink://models resource gives it
+        chosen_specs = [m for m in catalog.to_json() if not args.mode or args.mode in m["modes"]]
+        print(json.dumps(chosen_specs, indent=2, ensure_ascii=False))
         return 0
+    chosen = [summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes]
     rows = [("MODEL", "MODES", "SIZES", "QUALITY/TIER", "N", "REFS")]
     for m in chosen:
         sizes = ",".join(m.sizes[:6]) + ("…" if len(m.sizes) > 6 else "") + (" +WxH" if m.pixel_sizes else "")
@@ -316,6 +318,25 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(text: str) -> str:
+    """`text` with what a terminal would act on (escape sequences, bidi overrides) shown as escapes."""
+    return _TERMINAL_CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
+def _printable(task: Any) -> Any:
+    """A TaskSummary whose text (much of it from upstream) is safe to print to a terminal."""
+    fields = task.model_dump(exclude={"prompt"})  # entry_line shows the prompt's repr: escaped already
+    changed = {
+        k: _escaped(v) if isinstance(v, str) else [_escaped(i) for i in v]
+        for k, v in fields.items()
+        if isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+    }
+    return task.model_copy(update=changed)
+
+
 def run_tasks(args: argparse.Namespace) -> int:
     import anyio
 
@@ -327,10 +348,11 @@ def run_tasks(args: argparse.Namespace) -> int:
         entries = anyio.run(lambda: journal.recent(status=args.status, limit=args.limit))
         tasks = [summarize_entry(e) for e in entries]
         if args.json:
-            print(json.dumps([t.model_dump(exclude_none=True) for t in tasks], indent=2, ensure_ascii=False))
+            # ASCII: JSON escapes C0 controls only; C1 controls and bidi overrides are upstream text too.
+            print(json.dumps([t.model_dump(exclude_none=True) for t in tasks], indent=2, ensure_ascii=True))
         else:
             for task in tasks:
-                print(entry_line(task))
+                print(entry_line(_printable(task)))
             print(f"{len(tasks)} task(s); journal: {journal.location}", file=sys.stderr)
     finally:
         journal.close()

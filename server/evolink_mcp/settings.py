@@ -146,6 +146,8 @@ class Settings:
             object.__setattr__(self, "output_dir", self.output_dir.expanduser().resolve())
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
+        for name in ("api_key", "mcp_token"):
+            _check_sendable(name, getattr(self, name))
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
@@ -173,6 +175,19 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _check_sendable(name: str, secret: SecretStr | None) -> None:
+    """A key or token travels in an HTTP header: refuse one that cannot (the message never shows the value)."""
+    value = secret.get_secret_value() if secret else ""
+    bad = next((i for i, c in enumerate(value) if not "!" <= c <= "~"), None)
+    if bad is not None:
+        char = value[bad]
+        what = "a line break" if char in "\r\n" else "a space" if char == " " else "a control or non-ASCII character"
+        raise SettingsError(
+            f"{_env_name(name)} contains {what} that cannot be sent in an HTTP header (position {bad + 1} of "
+            f"{len(value)}; only printable ASCII is allowed): copy it again, without line breaks or spaces."
+        )
 
 
 def _env_name(field_name: str) -> str:
