@@ -2,7 +2,8 @@
 
 Fixtures for the folders that test through it (each conftest imports those it uses) and their helpers. Every
 tool call goes through `Session.call`, which checks what must hold for every result: the API key is nowhere in
-it, and a successful result's structuredContent validates against the tool's outputSchema.
+it, and its structuredContent validates against the tool's outputSchema, errors included (as the TypeScript
+SDK client checks it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
+from evolink_mcp.tools.common import ErrorOut
 
 API_KEY = "sk-evolink-e2e-7f3a9c51d2b84e06"
 CALL_SECONDS = 20.0  # bound on any one tool call: far above what the sandbox's tiny timings need
@@ -59,11 +61,7 @@ class Session:
         with anyio.fail_after(seconds):
             result = await self.client.call_tool(name, arguments or {}, progress_callback=progress_callback)
         assert self.secret not in result.model_dump_json(), f"{name} leaked the API key in its result"
-        if not result.is_error:
-            schema = (await self.tools())[name].output_schema
-            assert schema is not None, f"{name} declares no outputSchema"
-            assert result.structured_content is not None, f"{name} sent no structuredContent"
-            jsonschema.Draft202012Validator(schema).validate(result.structured_content)
+        assert_valid_result(name, result, (await self.tools())[name])
         return result
 
     @staticmethod
@@ -82,6 +80,31 @@ class Session:
     def data(result: CallToolResult) -> dict[str, Any]:
         assert result.structured_content is not None, "no structuredContent"
         return result.structured_content
+
+    @staticmethod
+    def error(result: CallToolResult) -> dict[str, Any]:
+        """An error result's facts: category, message, retryable, next_step, charged, ..."""
+        assert result.is_error, "not an error result"
+        assert result.structured_content is not None, "no structuredContent"
+        error: dict[str, Any] = result.structured_content["error"]
+        return error
+
+
+def assert_valid_result(name: str, result: CallToolResult, tool: Tool) -> None:
+    """What a strict client (the TypeScript SDK's ajv) checks of every result, errors included: structuredContent
+    present and valid against the tool's outputSchema; an error's facts in one shape, its text leading with them."""
+    schema = tool.output_schema
+    assert schema is not None, f"{name} declares no outputSchema"
+    assert result.structured_content is not None, f"{name} sent no structuredContent"
+    jsonschema.Draft202012Validator(schema).validate(result.structured_content)
+    if result.is_error:
+        error = result.structured_content.get("error")
+        assert isinstance(error, dict), f"{name}: an error result without its `error` object"
+        ErrorOut.model_validate(error)
+        first = result.content[0]
+        assert isinstance(first, TextContent) and first.text.startswith(f"Error ({error['category']})"), (
+            f"{name}: an error whose text does not lead with its category"
+        )
 
 
 @pytest.fixture

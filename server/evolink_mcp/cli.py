@@ -290,7 +290,11 @@ def run_models(args: argparse.Namespace) -> int:
     except CatalogError as exc:
         raise SystemExit(f"evolink-mcp: {exc}") from None
     if args.json:  # everything the catalog knows, as the evolink://models resource gives it
-        chosen_specs = [m for m in catalog.to_json() if not args.mode or args.mode in m["modes"]]
+        chosen_specs = [
+            {**m, "default": m["id"] == catalog.default.id}
+            for m in catalog.to_json()
+            if not args.mode or args.mode in m["modes"]
+        ]
         print(json.dumps(chosen_specs, indent=2, ensure_ascii=False))
         return 0
     chosen = [summarize(m, catalog.default.id) for m in catalog.models if not args.mode or args.mode in m.modes]

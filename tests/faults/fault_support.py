@@ -19,7 +19,6 @@ from typing import Any
 
 import anyio
 import httpx2
-import jsonschema
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult, TextContent, Tool
@@ -29,6 +28,7 @@ from evolink_mcp.evolink import RetryPolicy
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
+from mcp_session import assert_valid_result
 from process_support import clean_env, evolink_argv, free_port
 
 SECRET_KEY = "sk-test-faults-2c7e9a4f1b6d3e8a"
@@ -217,30 +217,20 @@ def assert_well_formed(name: str, result: CallToolResult, tool: Tool) -> None:
     assert text.strip(), f"{name}: empty text"
     # An exception escaping the tool reaches the client only as this bare, generic text.
     assert text.strip() != f"Error executing tool {name}", f"{name} crashed (see the server log above)"
-    data = result.structured_content
-    if result.is_error:
-        if data is None:  # the SDK's argument validation: pydantic's message for the model to act on
-            assert text.startswith(f"Error executing tool {name}: ") and "validation error" in text, text[:500]
-            return
-        for key in ("category", "message", "retryable", "next_step"):
-            assert key in data, f"{name} error without {key}: {data}"
-        if name == "generate_image":
-            assert data.get("charged") in ("no", "unknown"), f"a submission error must state charged: {data}"
-            assert f"Charged: {data['charged']}" in text
-        return
-    assert tool.output_schema is not None and data is not None, f"{name}: no structuredContent"
-    jsonschema.Draft202012Validator(tool.output_schema).validate(data)
+    assert_valid_result(name, result, tool)  # the one guard every session helper applies
+    if result.is_error and name == "generate_image":
+        error = (result.structured_content or {})["error"]
+        assert error.get("charged") in ("no", "unknown"), f"a submission error must state charged: {error}"
+        assert f"Charged: {error['charged']}" in text
 
 
 def refused_locally(result: CallToolResult) -> bool:
     """The server refused the call itself: argument validation, or an invalid request it never sent."""
     if not result.is_error:
         return False
-    data = result.structured_content
-    if data is None:
-        return True
+    error = (result.structured_content or {}).get("error", {})
     # An upstream refusal carries the request id of the answer it came in; ours has none.
-    return data.get("category") in ("invalid_request", "spending_cap") and "request_id" not in data
+    return error.get("category") in ("invalid_request", "spending_cap") and "request_id" not in error
 
 
 def task_id_in(path: str) -> str | None:

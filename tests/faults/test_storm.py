@@ -121,7 +121,7 @@ async def test_a_storm_of_429_5xx_and_drops_over_50_generations_saves_or_reports
                 assert entry.state == SUBMITTED and entry.task_id == data["task_id"]
                 submitted[key] = data["task_id"]
                 outcomes["task"] += 1
-            elif data["charged"] == "no":
+            elif (data := data["error"])["charged"] == "no":
                 assert key not in task_by_key, f"{key} said charged=no but a task was created"
                 assert data["category"] in ("rate_limit", "service_unavailable", "insufficient_credits"), data
                 assert entry.state == REFUSED
@@ -171,8 +171,8 @@ async def test_a_client_request_id_in_any_script_goes_out_as_the_same_header_saf
         retried = await mcp.call("generate_image", arguments)
 
     assert lost.is_error and lost.structured_content is not None
-    assert lost.structured_content["charged"] == "unknown"
-    assert lost.structured_content["client_request_id"] == request_id
+    assert lost.structured_content["error"]["charged"] == "unknown"
+    assert lost.structured_content["error"]["client_request_id"] == request_id
     assert not retried.is_error and retried.structured_content is not None, text_of(retried)
     assert "sent again with the same idempotency key" in text_of(retried)
     first, second = (r.header("idempotency-key") for r in sandbox.state.requests("generations"))

@@ -60,7 +60,7 @@ async def test_a_server_started_while_another_process_locks_the_journal_serves_a
 
         assert not listed.is_error and mcp.data(listed)["journal"] == str(journal_file)
         assert refused.is_error
-        data = mcp.data(refused)
+        data = mcp.error(refused)
         assert data["category"] == "journal_unavailable" and data["charged"] == "no" and data["retryable"] is True
         assert str(journal_file) in data["message"] and "locked by another process" in data["message"]
         assert "Charged: no" in mcp.text(refused)

@@ -188,7 +188,7 @@ async def test_a_callback_url_that_is_not_public_https_within_2048_characters_is
     result = await mcp.call("generate_image", {"prompt": "a kettle" + INSTANT, "callback_url": callback_url})
 
     assert result.is_error
-    data = mcp.data(result)
+    data = mcp.error(result)
     assert (data["category"], data["charged"]) == ("invalid_request", "no")
     assert "callback_url" in data["message"]
     assert sandbox.state.requests("generations") == []

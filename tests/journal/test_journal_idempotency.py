@@ -95,7 +95,7 @@ async def test_a_client_request_id_reused_for_different_parameters_is_refused_an
     )
 
     assert refused.is_error
-    data = mcp.data(refused)
+    data = mcp.error(refused)
     assert data["category"] == "invalid_request" and data["charged"] == "no"
     assert "teapot-1" in data["message"] and "different request" in data["message"]
     assert len(sandbox.state.requests("generations")) == 1
@@ -111,17 +111,17 @@ async def test_after_a_server_error_on_submit_the_retry_is_sent_once_under_the_s
         failed = await mcp.call("generate_image", arguments)
         if not restart:
             retried = await mcp.call(
-                "generate_image", {**arguments, "client_request_id": mcp.data(failed)["client_request_id"]}
+                "generate_image", {**arguments, "client_request_id": mcp.error(failed)["client_request_id"]}
             )
     if restart:
         async with connect(server_for()) as mcp:
             retried = await mcp.call(
-                "generate_image", {**arguments, "client_request_id": mcp.data(failed)["client_request_id"]}
+                "generate_image", {**arguments, "client_request_id": mcp.error(failed)["client_request_id"]}
             )
 
     assert failed.is_error
-    key = mcp.data(failed)["client_request_id"]
-    assert mcp.data(failed)["charged"] == "unknown" and key in mcp.text(failed)
+    key = mcp.error(failed)["client_request_id"]
+    assert mcp.error(failed)["charged"] == "unknown" and key in mcp.text(failed)
     assert not retried.is_error, mcp.text(retried)
     posts = sandbox.state.requests("generations")
     assert [p.header("idempotency-key") for p in posts] == [key, key]
@@ -142,7 +142,7 @@ async def test_a_submission_whose_answer_was_lost_after_creation_is_resent_once_
     again = await mcp.call("generate_image", arguments)
 
     assert lost.is_error
-    assert mcp.data(lost)["charged"] == "unknown" and mcp.data(lost)["client_request_id"] == "castle-7"
+    assert mcp.error(lost)["charged"] == "unknown" and mcp.error(lost)["client_request_id"] == "castle-7"
     assert "Charged: unknown" in mcp.text(lost) and "client_request_id='castle-7'" in mcp.text(lost)
     assert (lost_row["request_key"], lost_row["state"], lost_row["task_id"]) == ("castle-7", "unknown", None)
     posts = sandbox.state.requests("generations")

@@ -42,8 +42,8 @@ async def make_history(mcp: Any, sandbox: SandboxServer) -> History:
     sandbox.state.fail_next("generations", 500)
     unknown = await mcp.call("generate_image", {"prompt": "a lost castle" + INSTANT})
     last = await mcp.call("generate_image", {"prompt": "a small boat" + INSTANT, "model": "z-image-turbo"})
-    assert [r.is_error for r in (first, failed, unknown, last)] == [False, False, True, False]
-    return History(*(mcp.data(r) for r in (first, failed, unknown, last)))
+    assert [r.is_error for r in (first, failed, unknown, last)] == [False, True, True, False]
+    return History(mcp.data(first), mcp.data(failed), mcp.error(unknown), mcp.data(last))
 
 
 async def test_list_tasks_shows_recent_tasks_newest_first_with_status_prompt_model_credits_and_files(

@@ -37,7 +37,7 @@ async def test_a_request_over_the_cap_is_refused_unsent_when_an_earlier_request_
             refused = await mcp.call("generate_image", arguments)
 
     assert refused.is_error
-    data = mcp.data(refused)
+    data = mcp.error(refused)
     assert (data["category"], data["charged"], data["retryable"]) == ("spending_cap", "no", False)
     assert f"{price:g}" in data["message"] and f"{cap:g}" in data["message"]
     assert "max_credits" in data["next_step"] and "Charged: no" in mcp.text(refused)
@@ -53,8 +53,8 @@ async def test_the_estimate_scales_with_the_number_of_images(mcp: Any, sandbox: 
     three = await mcp.call("generate_image", {**base, "n": 3, "max_credits": cap})
     two = await mcp.call("generate_image", {**base, "n": 2, "max_credits": cap})
 
-    assert three.is_error and mcp.data(three)["category"] == "spending_cap"
-    assert f"{price * 3:g}" in mcp.data(three)["message"]
+    assert three.is_error and mcp.error(three)["category"] == "spending_cap"
+    assert f"{price * 3:g}" in mcp.error(three)["message"]
     assert not two.is_error, mcp.text(two)
     assert not [w for w in mcp.data(two).get("warnings", []) if "cap" in w]
     assert len(sandbox.state.requests("generations")) == 2
@@ -73,7 +73,7 @@ async def test_without_an_estimate_the_task_runs_and_the_result_warns_that_it_re
     (warning,) = [w for w in mcp.data(ran)["warnings"] if "cap" in w]
     assert f"reserved {reserved:g} credits, over your cap of 0.01" in warning
     assert warning in mcp.text(ran)
-    assert refused.is_error and mcp.data(refused)["category"] == "spending_cap"
+    assert refused.is_error and mcp.error(refused)["category"] == "spending_cap"
     assert len(sandbox.state.requests("generations")) == 1
 
 

@@ -126,4 +126,4 @@ async def test_delete_file_removes_the_upload_and_frees_quota(
 
     again = await mcp.call("delete_file", {"file_id": uploaded["file_id"]})
 
-    assert again.is_error and mcp.data(again)["category"] == "not_found"
+    assert again.is_error and mcp.error(again)["category"] == "not_found"

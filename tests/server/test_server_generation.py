@@ -292,13 +292,14 @@ async def test_cancelling_generate_image_ends_the_call_at_once_and_the_server_st
     ("code", "retryable"),
     [("content_policy_violation", False), ("generation_timeout", True), ("code_nobody_documented", True)],
 )
-async def test_a_failed_task_is_a_normal_result_with_its_code_retryability_and_next_step(
+async def test_a_failed_task_is_an_error_result_with_its_task_code_retryability_and_next_step(
     code: str, retryable: bool, mcp: Session, sandbox: SandboxServer
 ) -> None:
     result = await mcp.call("generate_image", {"prompt": f"forbidden [sandbox:fail={code}]" + INSTANT})
 
-    assert not result.is_error
+    assert result.is_error  # frameworks that branch on isError must not report success
     data = mcp.data(result)
+    assert mcp.error(result)["category"] == "task_failed"
     assert data["status"] == "failed" and data["images"] == []
     error = data["error"]
     assert error["code"] == code and error["retryable"] is retryable
@@ -428,10 +429,10 @@ async def test_a_server_limited_to_some_directories_refuses_paths_outside_them_a
         for ref in outside_refs:
             refused = await mcp.call("generate_image", {"prompt": "edit" + INSTANT, "image_urls": [ref]})
             assert refused.is_error, ref
-            assert mcp.data(refused)["category"] == "invalid_request" and mcp.data(refused)["charged"] == "no"
-            assert "outside the directories" in mcp.data(refused)["message"] and str(allowed) in mcp.text(refused)
+            assert mcp.error(refused)["category"] == "invalid_request" and mcp.error(refused)["charged"] == "no"
+            assert "outside the directories" in mcp.error(refused)["message"] and str(allowed) in mcp.text(refused)
             upload = await mcp.call("upload_file", {"file_path": ref})
-            assert upload.is_error and mcp.data(upload)["category"] == "invalid_request", ref
+            assert upload.is_error and mcp.error(upload)["category"] == "invalid_request", ref
         assert sandbox.state.requests() == []
 
         accepted = await mcp.call("generate_image", {"prompt": "edit" + INSTANT, "image_urls": [str(inside)]})

@@ -33,7 +33,8 @@ async def test_list_models_filters_by_mode_and_can_leave_out_beta_models(
     assert data["default_model"] == catalog.default.id
     lines = mcp.text(result).splitlines()
     assert lines[0].startswith(f"{len(expected)} model(s)")
-    assert [line.split(":")[0].split(" ")[0] for line in lines[1:]] == expected
+    assert [line.split(":")[0].split(" ")[0] for line in lines[1:-1]] == expected
+    assert "evolink://models" in lines[-1] and data["details"] == "evolink://models"  # where the rest is
     assert sandbox.state.requests() == []  # the catalog is local: listing it is free
 
 
@@ -43,7 +44,7 @@ async def test_an_unknown_mode_is_refused_with_every_mode_there_is(mcp: Session,
     result = await mcp.call("list_models", {"mode": "paint"})
 
     assert result.is_error
-    data = mcp.data(result)
+    data = mcp.error(result)
     assert data["category"] == "invalid_request" and "list_models" in data["next_step"]
     assert "mode: 'paint'" in mcp.text(result) and ", ".join(modes) in mcp.text(result)
 

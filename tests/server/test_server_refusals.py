@@ -67,7 +67,7 @@ async def test_an_invalid_generation_is_refused_with_the_parameter_and_its_allow
     result = await mcp.call("generate_image", {"prompt": "a quiet harbour", **arguments})
 
     assert result.is_error
-    data = mcp.data(result)
+    data = mcp.error(result)
     assert data["category"] == "invalid_request" and data["charged"] == "no" and data["retryable"] is False
     assert param in data["message"]
     for fact in says:
@@ -96,7 +96,7 @@ async def test_a_local_reference_that_cannot_be_used_is_refused_and_nothing_is_s
     result = await mcp.call("generate_image", {"prompt": "edit this", "image_urls": [ref]})
 
     assert result.is_error
-    data = mcp.data(result)
+    data = mcp.error(result)
     assert data["category"] == "invalid_request" and data["charged"] == "no"
     assert data["message"].startswith("image_urls:") and says in data["message"] and ref in data["message"]
     assert sandbox.state.requests() == []
@@ -108,8 +108,8 @@ async def test_n_beyond_the_models_maximum_is_refused_with_the_allowed_range_and
     result = await mcp.call("generate_image", {"prompt": "many", "model": "doubao-seedream-4.0", "n": 16})
 
     assert result.is_error
-    assert result.structured_content["category"] == "invalid_request"
-    assert result.structured_content["charged"] == "no"
+    assert mcp.error(result)["category"] == "invalid_request"
+    assert mcp.error(result)["charged"] == "no"
     assert "n=16" in mcp.text(result) and "1-15" in mcp.text(result)
     assert sandbox.state.requests() == []
 
@@ -139,7 +139,7 @@ async def test_an_invalid_upload_is_refused_and_nothing_is_sent(
     result = await mcp.call("upload_file", arguments)
 
     assert result.is_error
-    assert mcp.data(result)["category"] == "invalid_request" and says in mcp.data(result)["message"]
+    assert mcp.error(result)["category"] == "invalid_request" and says in mcp.error(result)["message"]
     assert sandbox.state.requests() == []
 
 
@@ -155,10 +155,10 @@ async def test_without_an_api_key_tools_are_listed_but_calls_say_how_to_set_it_a
         checked = await mcp.call("check_task", {"task_id": "task-unified-1-abcdefgh"})
         listed = await mcp.call("list_files", {})
 
-    assert mcp.data(generated)["category"] == "configuration" and mcp.data(generated)["charged"] == "no"
+    assert mcp.error(generated)["category"] == "configuration" and mcp.error(generated)["charged"] == "no"
     for result in (generated, uploaded, checked, listed):
         assert result.is_error
-        assert mcp.data(result)["category"] == "configuration"
+        assert mcp.error(result)["category"] == "configuration"
         assert "EVOLINK_API_KEY" in mcp.text(result) and "--sandbox" in mcp.text(result)
     assert sandbox.state.requests() == []
 
@@ -171,7 +171,7 @@ async def test_out_of_credits_on_submit_is_insufficient_credits_and_charged_no(
     result = await mcp.call("generate_image", {"prompt": "a castle"})
 
     assert result.is_error
-    data = mcp.data(result)
+    data = mcp.error(result)
     assert data["category"] == "insufficient_credits" and data["charged"] == "no" and data["retryable"] is False
     assert "billing" in data["next_step"] and "Charged: no" in mcp.text(result)
     assert len(sandbox.state.requests("generations")) == 1
@@ -186,7 +186,7 @@ async def test_a_server_error_on_submit_is_charged_unknown_and_returns_the_clien
     result = await mcp.call("generate_image", {"prompt": "a castle"})
 
     assert result.is_error
-    data = mcp.data(result)
+    data = mcp.error(result)
     assert data["charged"] == "unknown" and data["retryable"] is False
     (submitted,) = sandbox.state.requests("generations")  # never resent blindly: it may have been billed
     assert data["client_request_id"] == submitted.header("idempotency-key")
@@ -201,8 +201,8 @@ async def test_a_rejected_api_key_is_an_authentication_error_and_charged_no(
     result = await mcp.call("generate_image", {"prompt": "a castle"})
 
     assert result.is_error
-    assert mcp.data(result)["category"] == "authentication" and mcp.data(result)["charged"] == "no"
-    assert "EVOLINK_API_KEY" in mcp.data(result)["next_step"]
+    assert mcp.error(result)["category"] == "authentication" and mcp.error(result)["charged"] == "no"
+    assert "EVOLINK_API_KEY" in mcp.error(result)["next_step"]
 
 
 async def test_an_upstream_error_echoing_the_api_key_reaches_the_agent_redacted(
@@ -219,9 +219,9 @@ async def test_an_upstream_error_echoing_the_api_key_reaches_the_agent_redacted(
     generated = await mcp.call("generate_image", {"prompt": "a castle"})  # Session.call: no key in the result
     uploaded = await mcp.call("upload_file", {"file_url": f"{sandbox.base_url}/files/x/y.png"})
 
-    assert generated.is_error and mcp.data(generated)["category"] == "permission"
-    assert "[redacted]" in mcp.data(generated)["message"]
-    assert uploaded.is_error and "[redacted]" in mcp.data(uploaded)["message"]
+    assert generated.is_error and mcp.error(generated)["category"] == "permission"
+    assert "[redacted]" in mcp.error(generated)["message"]
+    assert uploaded.is_error and "[redacted]" in mcp.error(uploaded)["message"]
 
 
 async def test_the_api_key_appears_in_no_log_record_even_at_debug_level(

@@ -79,7 +79,8 @@ async def test_each_tool_has_a_title_and_valid_input_and_output_schemas(name: st
 
     assert tool.title and tool.description
     assert tool.output_schema is not None and tool.output_schema["type"] == "object"
-    assert tool.output_schema["required"]  # structured results promise something
+    answer, failure = tool.output_schema["anyOf"]  # a result is the tool's answer or an error (both: a failed task)
+    assert answer["required"] and failure == {"required": ["error"]}
     jsonschema.Draft202012Validator.check_schema(tool.input_schema)
     jsonschema.Draft202012Validator.check_schema(tool.output_schema)
 

@@ -220,7 +220,7 @@ async def test_generate_image_refuses_a_reference_path_outside_evolink_allowed_d
     assert result.is_error
     assert "EVOLINK_ALLOWED_DIRS" in text_of(result)
     assert result.structured_content is not None
-    assert result.structured_content["charged"] == "no"
+    assert result.structured_content["error"]["charged"] == "no"
 
 
 def test_the_token_never_appears_in_the_server_log(http_server: HttpServer) -> None:

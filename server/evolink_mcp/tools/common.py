@@ -1,20 +1,26 @@
-"""What every tool shares: the dependencies object, tool specs, annotations and error results."""
+"""What every tool shares: the dependencies object, tool specs, annotations, arguments and error results."""
 
 from __future__ import annotations
 
+import difflib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
+from pydantic import BaseModel, ValidationError
 
 from ..catalog import Catalog
-from ..evolink import EvolinkClient, EvolinkError
+from ..evolink import EvolinkClient, EvolinkError, InvalidRequestError
 from ..generation import ImageService
 from ..settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,25 +52,120 @@ class ToolSpec:
     description: str
     annotations: ToolAnnotations
     core: bool = False
+    paid: bool = False  # its errors say whether anything was charged
 
     def to_tool(self) -> Tool:
-        """The SDK tool, with compact input and output schemas."""
-        tool = Tool.from_function(
+        """The SDK tool, with compact input and output schemas and our own argument checks."""
+        tool = EvolinkTool.from_function(
             self.fn,
             name=self.name,
             title=self.title,
             description=self.description,
             annotations=self.annotations,
         )
+        assert isinstance(tool, EvolinkTool)  # from_function builds the class it is called on
+        tool.paid = self.paid
         tool.parameters = compact_schema(tool.parameters)
         if tool.fn_metadata.output_schema is not None:
             tool.fn_metadata.output_schema = output_outline(compact_schema(tool.fn_metadata.output_schema))
         return tool
 
     @classmethod
-    def of(cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False) -> ToolSpec:
+    def of(
+        cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False, paid: bool = False
+    ) -> ToolSpec:
         """A spec named after `fn`, described by its docstring."""
-        return cls(fn, fn.__name__, title, " ".join((fn.__doc__ or "").split()), annotations, core)
+        return cls(fn, fn.__name__, title, " ".join((fn.__doc__ or "").split()), annotations, core, paid)
+
+
+class UnexpectedServerError(EvolinkError):
+    """A bug of ours: the details stay in the server's log."""
+
+    category = "internal"
+    default_next_step = "Try again; if it keeps failing, report it with the server's log (stderr)."
+
+
+# Names agents reach for that mean one of ours; close misspellings are found by difflib.
+ARGUMENT_SYNONYMS = {
+    "aspect_ratio": "size",
+    "ratio": "size",
+    "model_name": "model",
+    "model_id": "model",
+    "num_images": "n",
+    "count": "n",
+    "image_url": "image_urls",
+    "images": "image_urls",
+    "reference_images": "image_urls",
+    "mask": "mask_url",
+    "timeout": "wait_seconds",
+    "id": "task_id",
+    "path": "file_path",
+}
+ECHO_LIMIT = 80  # characters of a caller's value quoted back in an error
+
+
+def echo(value: Any) -> str:
+    """A caller's value as an error quotes it: cut, so a huge value is never sent back whole."""
+    text = repr(value)
+    return text if len(text) <= ECHO_LIMIT else f"{text[:ECHO_LIMIT]}… ({len(text)} characters)"
+
+
+def is_empty(value: Any) -> bool:
+    """What strict tool converters send for an argument the model leaves out."""
+    return value is None or value == [] or value == {} or (isinstance(value, str) and not value.strip())
+
+
+class EvolinkTool(Tool):
+    """A tool whose bad arguments come back as our own error results: unknown names refused with a "did you mean",
+    empty optional values taken as not given, each problem naming its parameter; and whose crashes still answer
+    in the error shape every client validates."""
+
+    paid: bool = False
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            arguments = self.checked_arguments(arguments)
+            self.fn_metadata.validate_arguments(arguments)
+        except InvalidRequestError as exc:
+            return error_result(exc, charged="no" if self.paid else None)
+        except ValidationError as exc:
+            return error_result(invalid_arguments(exc), charged="no" if self.paid else None)
+        try:
+            return await super().run(arguments, context, convert_result)
+        except UnexpectedToolError as exc:
+            log.error("tool %s failed", self.name, exc_info=exc.__cause__)
+            failure = UnexpectedServerError("The server failed unexpectedly while handling this call.")
+            return error_result(failure, charged="unknown" if self.paid else None)
+
+    def checked_arguments(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments with empty optional values dropped; unknown names refused before anything is sent."""
+        known = list(self.parameters.get("properties", {}))
+        required = set(self.parameters.get("required", []))
+        unknown = [name for name in arguments if name not in known]
+        if unknown:
+            raise InvalidRequestError(
+                " ".join(_unknown_argument(name, known) for name in unknown)
+                + f" {self.name} takes: {', '.join(known)}."
+            )
+        return {name: value for name, value in arguments.items() if name in required or not is_empty(value)}
+
+
+def _unknown_argument(name: str, known: list[str]) -> str:
+    guess = ARGUMENT_SYNONYMS.get(name.lower())
+    if guess not in known:
+        close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
+        guess = close[0] if close else None
+    return f"Unknown argument {echo(name)}" + (f": did you mean {guess!r}?" if guess else ".")
+
+
+def invalid_arguments(exc: ValidationError) -> InvalidRequestError:
+    """Pydantic's complaints as one message naming each parameter and the value given (cut)."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        param = ".".join(str(part) for part in error["loc"]) or "arguments"
+        given = f" (got {echo(error['input'])})" if error["type"] != "missing" else ""
+        lines.append(f"{param}: {error['msg']}{given}.")
+    return InvalidRequestError(" ".join(lines))
 
 
 # A hint left out reads as false both by the spec's defaults and to a client that takes a missing hint for false:
@@ -88,7 +189,11 @@ def compact_schema(schema: Any) -> Any:
         return schema
     out: dict[str, Any] = {}
     for key, value in schema.items():
-        if (key == "title" and isinstance(value, str)) or (key == "additionalProperties" and value is True):
+        if (
+            (key == "title" and isinstance(value, str))
+            or (key == "additionalProperties" and value is True)
+            or (key == "default" and value is None)
+        ):
             continue
         if key in ("properties", "$defs") and isinstance(value, dict):  # names (even "title") mapped to schemas
             out[key] = {name: compact_schema(sub) for name, sub in value.items()}
@@ -105,48 +210,81 @@ def compact_schema(schema: Any) -> Any:
 
 
 def output_outline(schema: dict[str, Any]) -> dict[str, Any]:
-    """An output schema with nested models reduced to plain objects, and no defaults.
+    """An output schema with nested models reduced to plain objects or arrays, and no defaults or descriptions.
 
     Spelled out, the nested models of the core tools cost ~2 KB of every client's tools/list, for keys each
     result shows anyway; the pydantic model behind each result still checks it whole.
     """
 
     def outline(field: dict[str, Any]) -> dict[str, Any]:
-        field = {k: v for k, v in field.items() if k != "default"}  # a result is sent whole
+        # A result is sent whole (no defaults), and no model reads an output schema (no descriptions).
+        field = {k: v for k, v in field.items() if k not in ("default", "description")}
         items = field.get("items")
         if "$ref" in field:
-            return {"type": "object", **({"description": field["description"]} if "description" in field else {})}
+            return {"type": "object"}
         if isinstance(items, dict) and "$ref" in items:
-            return {**field, "items": {"type": "object"}}
+            return {k: v for k, v in field.items() if k != "items"}  # an array of objects each result spells out
         return field
 
+    properties = {name: outline(field) for name, field in schema["properties"].items()}
+    properties.setdefault("error", {"type": "object"})
+    # Strict clients (the TypeScript SDK) check error results against this schema too: a result is either the
+    # tool's answer or an `error` (a failed task is both).
     return {
         "type": "object",
-        "properties": {name: outline(field) for name, field in schema["properties"].items()},
-        "required": schema.get("required", []),
+        "properties": properties,
+        "anyOf": [{"required": schema.get("required", [])}, {"required": ["error"]}],
     }
 
 
-def error_result(error: EvolinkError, *, charged: Literal["no", "unknown"] | None = None) -> CallToolResult:
-    """An isError result to act on: category, retryable, next step (and `charged`, for submissions)."""
+class ErrorOut(BaseModel):
+    """What went wrong, for a program to read: the same facts the error text gives."""
+
+    category: str
+    message: str
+    retryable: bool
+    next_step: str
+    charged: Literal["no", "unknown"] | None = None
+    client_request_id: str | None = None
+    code: str | int | None = None
+    http_status: int | None = None
+    param: str | None = None
+    suggestion: str | None = None
+    retry_after: float | None = None
+    request_id: str | None = None
+    problems: list[dict[str, Any]] | None = None
+
+
+def error_result(
+    error: EvolinkError, *, charged: Literal["no", "unknown"] | None = None, task: dict[str, Any] | None = None
+) -> CallToolResult:
+    """An isError result to act on: category, retryable, next step (and `charged`, for submissions), beside the
+    task's facts when there is a task."""
     details = error.to_dict()
-    if charged is not None:
-        details["charged"] = charged
-    lines = [f"Error ({error.category}): {error.message}", f"Next step: {error.next_step}"]
+    details["http_status"] = details.pop("status", None)
+    details["client_request_id"] = details.pop("idempotency_key", None)
+    out = ErrorOut(**details, charged=charged)
+    lines = [f"Error ({out.category}): {out.message}", f"Next step: {out.next_step}"]
     if charged is not None:
         lines.append(
             "Charged: no — nothing was billed."
             if charged == "no"
             else "Charged: unknown — a task may have been created."
         )
-    if isinstance(details.get("idempotency_key"), str):
-        details["client_request_id"] = details.pop("idempotency_key")
+    if out.client_request_id is not None:
         lines.append(
-            f"Retry with client_request_id={details['client_request_id']!r}: if the task exists it is returned, "
+            f"Retry with client_request_id={out.client_request_id!r}: if the task exists it is returned, "
             "not paid for twice."
         )
+    return error_text_result(
+        "\n".join(lines), {**(task or {}), "error": out.model_dump(mode="json", exclude_none=True)}
+    )
+
+
+def error_text_result(text: str, structured: dict[str, Any], extra: Sequence[ContentBlock] = ()) -> CallToolResult:
+    """An isError result: text first, then any images or links, and the structured copy with its `error`."""
     return CallToolResult(
-        content=[TextContent(type="text", text="\n".join(lines))], structured_content=details, is_error=True
+        content=[TextContent(type="text", text=text), *extra], structured_content=structured, is_error=True
     )
 
 

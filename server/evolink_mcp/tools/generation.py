@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from ..catalog import Catalog, GenerationRequest
@@ -14,7 +14,17 @@ from ..evolink import EvolinkError, InvalidRequestError, Task, task_failure_advi
 from ..generation import TaskResults, task_from_entry
 from ..journal import Entry, JournalError
 from ..media import make_previews
-from .common import READ_ONLY_REMOTE, REMOTE_WRITE, Deps, ToolSpec, deps_of, error_result, result
+from .common import (
+    READ_ONLY_REMOTE,
+    REMOTE_WRITE,
+    Deps,
+    ErrorOut,
+    ToolSpec,
+    deps_of,
+    error_result,
+    error_text_result,
+    result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +36,6 @@ class SavedImageOut(BaseModel):
     resource_uri: str | None = None
     mime_type: str | None = None
     bytes: int | None = None
-
-
-class TaskErrorOut(BaseModel):
-    code: str | None = None
-    message: str | None = None
-    retryable: bool
-    next_step: str
 
 
 # In every result and its text, but left out of the published output schema: it costs each client ~0.3 KB of
@@ -49,7 +52,7 @@ class TaskOutput(BaseModel):
     estimated_seconds_left: float | None = None
     images: list[SavedImageOut] = Field(default_factory=list)
     save_error: str | None = None
-    error: TaskErrorOut | None = None
+    error: ErrorOut | None = None  # a failed task: an error result that still carries the task
     next_step: str
     model: Annotated[str | None, Informational] = None
     credits_reserved: Annotated[float | None, Informational] = None
@@ -162,9 +165,11 @@ async def task_result(
         code = None if task.error is None or task.error.code is None else str(task.error.code)
         advice = task_failure_advice(code)
         message = task.error.message if task.error and task.error.message else "no reason given"
-        out.error = TaskErrorOut(code=code, message=message, retryable=advice.retryable, next_step=advice.next_step)
+        out.error = ErrorOut(
+            category="task_failed", code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
+        )
         out.next_step = advice.next_step
-        lines.append(f"{head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.")
+        lines.append(f"Error (task_failed): {head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.")
         lines.append(f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}")
     elif task.is_terminal:
         out.next_step = "The task ended without images; submit a new generation if you still need one."
@@ -180,7 +185,10 @@ async def task_result(
         out.next_step = f"Call check_task with task_id={task.id!r} and wait_seconds=30 to get the images."
         lines.append(out.next_step)
     lines.extend(f"Warning: {w}" for w in out.warnings)
-    return result("\n".join(lines), out.model_dump(mode="json", exclude_none=True), blocks)
+    structured = out.model_dump(mode="json", exclude_none=True)
+    if out.error is not None:
+        return error_text_result("\n".join(lines), structured, blocks)
+    return result("\n".join(lines), structured, blocks)
 
 
 async def follow(
@@ -234,29 +242,32 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         ] = None,
         mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting.")] = None,
         callback_url: Annotated[str | None, Field(description="HTTPS URL notified when the task ends.")] = None,
+        # Published as a string (a JSON object): strict tool converters and Gemini refuse an open object. The SDK
+        # parses a JSON string into the dict; an object is still taken as is.
         extra: Annotated[
             dict[str, Any] | None,
-            Field(description='Model-specific, e.g. {"model_params.thinking_level": "high"}.'),
+            WithJsonSchema({"type": "string"}),
+            Field(description='JSON object, e.g. {"model_params.thinking_level":"high"}.'),
         ] = None,
         wait_seconds: Annotated[
             float | None,
             Field(ge=0, le=900, description=f"Seconds to wait (default {default_wait:g})."),
         ] = None,
         client_request_id: Annotated[
-            str | None,
-            Field(
-                min_length=1,
-                max_length=128,
-                description="Same id, same task: never charged twice.",
-            ),
+            str | None, Field(max_length=128, description="Same id, same task: never charged twice.")
         ] = None,
+        # `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused below.
         max_credits: Annotated[
-            float | None, Field(gt=0, description="Refuse if it would reserve more credits.")
+            float | None, Field(ge=0, description="Refuse if it would reserve more credits.")
         ] = None,
     ) -> Annotated[CallToolResult, TaskOutput]:
         """Create or edit images (costs credits). Waits, saves and previews them, or returns a task_id for
         check_task."""
         deps = deps_of(ctx)
+        if max_credits == 0:
+            return error_result(
+                InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."), charged="no"
+            )
         request = GenerationRequest(
             prompt=prompt,
             size=size,
@@ -301,8 +312,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             float, Field(ge=0, le=900, description="Seconds to wait for it to end (0 = just look).")
         ] = 0,
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """A task's status and ETA (free). When done, saves and shows its images; if failed, says why and
-        whether to retry."""
+        """A task's status and ETA (free). When done, saves and shows its images; if failed, says why."""
         deps = deps_of(ctx)
         task_id = task_id.strip()
         entry: Entry | None = None  # read once: each journal read is a worker-thread round trip
@@ -320,6 +330,6 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         return await follow(deps, ctx, task, wait_seconds, entry=entry)
 
     return [
-        ToolSpec.of(generate_image, "Generate or edit images", REMOTE_WRITE, core=True),
+        ToolSpec.of(generate_image, "Generate or edit images", REMOTE_WRITE, core=True, paid=True),
         ToolSpec.of(check_task, "Check a generation task", READ_ONLY_REMOTE, core=True),
     ]

@@ -1,10 +1,11 @@
-"""list_models: the catalog, compact in text and complete in structured content."""
+"""list_models: the catalog as an agent picks from it; the evolink://models resources hold the rest."""
 
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from ..catalog import Catalog, ModelSpec
 from ..evolink import InvalidRequestError
@@ -12,73 +13,53 @@ from .common import READ_ONLY, ToolSpec, deps_of, error_result, result
 
 
 class ModelSummary(BaseModel):
+    """What picking a model and its values takes: the facts of the text line, nothing more (the rest of each model's
+    limits is in the evolink://models resources)."""
+
     id: str
-    title: str
     modes: list[str]
     beta: bool
     default: bool
     aliases: list[str] = Field(default_factory=list)
     sizes: list[str] = Field(default_factory=list)
     pixel_sizes: str | None = None
-    default_size: str | None = None
     quality: list[str] = Field(default_factory=list)
-    default_quality: str | None = None
     resolution: list[str] = Field(default_factory=list)
-    default_resolution: str | None = None
     n: list[int] = Field(default_factory=list)
     max_reference_images: int = 0
     reference_images_required: bool = False
-    reference_max_mb: float | None = None
-    reference_formats: list[str] = Field(default_factory=list)
     mask: bool = False
-    prompt_max: int | None = None
-    prompt_unit: str | None = None
-    takes_prompt: bool = True
-    extra: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    documented: str
-    notes: str | None = None
+    extra: list[str] = Field(default_factory=list)
+
+
+FULL_CATALOG = "evolink://models"
 
 
 class ModelListOutput(BaseModel):
     default_model: str
     count: int
-    models: list[ModelSummary] = Field(description="Per model: id, modes, limits, defaults, extra parameters.")
+    models: list[ModelSummary] = Field(description="Per model: id, modes, sizes, qualities, n, references.")
+    details: Annotated[str, SkipJsonSchema()]  # the resource with every limit and default of each model
 
 
 def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
     """One model as list_models shows it."""
     size, refs = spec.size, spec.image_urls
-    tiers = spec.resolution if spec.resolution is not None and spec.resolution.param == "quality" else None
-    quality_spec = spec.quality or tiers
     return ModelSummary(
         id=spec.id,
-        title=spec.title,
         modes=spec.modes,
         beta=spec.beta,
         default=spec.id == default_id,
         aliases=spec.aliases,
         sizes=list(size.ratios) if size and spec.size_field else [],
         pixel_sizes=size.pixel.describe() if size and size.pixel and spec.size_field else None,
-        default_size=size.default if size else None,
         quality=spec.quality_values(),
-        default_quality=quality_spec.default if quality_spec else None,
         resolution=spec.resolution_values() if spec.resolution and spec.resolution.param != "quality" else [],
-        default_resolution=spec.resolution.default if spec.resolution and spec.resolution.param != "quality" else None,
         n=spec.n.allowed() if spec.n else [1],
         max_reference_images=refs.max_items if refs else 0,
         reference_images_required=bool(refs and refs.required),
-        reference_max_mb=refs.max_mb if refs else None,
-        reference_formats=list(refs.formats or []) if refs else [],
         mask=spec.mask_url,
-        prompt_max=spec.prompt.max if spec.prompt else None,
-        prompt_unit=spec.prompt.unit if spec.prompt else None,
-        takes_prompt=spec.takes_prompt,
-        extra={
-            k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"type": v.type}
-            for k, v in spec.extra_params.items()
-        },
-        documented=spec.documented,
-        notes=spec.notes or (size.notes if size else None),
+        extra=list(spec.extra_params),
     )
 
 
@@ -127,8 +108,9 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
                 for spec in deps.catalog.models
                 if (mode is None or mode in spec.modes) and (include_beta or not spec.beta)
             ]
-            out = ModelListOutput(default_model=default_id, count=len(chosen), models=chosen)
+            out = ModelListOutput(default_model=default_id, count=len(chosen), models=chosen, details=FULL_CATALOG)
             text = f"{len(chosen)} model(s); default {default_id}.\n" + "\n".join(_line(m) for m in chosen)
+            text += f"\nDefaults, prompt limits and extra parameter types: resource {FULL_CATALOG}/{{model_id}}."
             answer = (text, out.model_dump(mode="json", exclude_none=True))
             if deps.catalog is catalog:
                 answers[(mode, include_beta)] = answer
