@@ -2,6 +2,7 @@
 
 from .client import DEFAULT_BASE_URL, DEFAULT_FILES_BASE_URL, EvolinkClient, RetryPolicy, Timeouts
 from .errors import (
+    AnswerTooLargeError,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
@@ -17,6 +18,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTooLargeError,
+    ResultRefusedError,
     ServiceUnavailableError,
     SpendingCapError,
     SubmissionOutcomeUnknownError,
@@ -31,6 +33,7 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "AnswerTooLargeError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
@@ -47,6 +50,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTooLargeError",
+    "ResultRefusedError",
     "RetryPolicy",
     "ServiceUnavailableError",
     "SpendingCapError",

@@ -16,8 +16,8 @@ import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
@@ -29,21 +29,25 @@ from pydantic import SecretStr, ValidationError
 from .. import __version__
 from .errors import (
     FILES_NEXT_STEPS,
+    AnswerTooLargeError,
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
-    BadRequestError,
     ConfigurationError,
     EvolinkError,
+    InvalidRequestError,
     NotFoundError,
     RequestTooLargeError,
+    ResultRefusedError,
     SubmissionOutcomeUnknownError,
     error_class_for,
 )
+from .redaction import Redactor
 from .types import FileList, FileQuota, Task, UploadedFile, Wire
 
 if TYPE_CHECKING:
     import aiohttp
+    from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,14 @@ USER_AGENT = f"evolink-mcp/{__version__}"
 CERTAINLY_NOT_CREATED = (429, 503)  # a submission answered with these created no task
 MAX_CONNECTIONS = 100
 UPLOAD_CHUNK = 1 << 20
+# No answer of the API comes near these: a larger one is a broken or hostile upstream, not read on.
+MAX_ANSWER_BYTES = 4 << 20
+MAX_ERROR_BODY_BYTES = 64 << 10  # an error body beyond this is cut: only its first few hundred characters are shown
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# What real ids use (e.g. task-unified-1757165031-uyujaw3d); no dot segment, nothing a URL path would reinterpret.
+TASK_ID_SHAPE = re.compile(r"[A-Za-z0-9._-]{1,256}")
+FILE_ID_SHAPE = re.compile(r"[^\x00-\x20\x7f/\\?#%]{1,256}")  # the files API documents no shape: only what is unsafe
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,7 @@ class Timeouts:
     write: float = 60.0
     pool: float = 10.0
     download_read: float = 60.0
+    download_total: float = 300.0  # one result download, retries included, however slowly it trickles in
 
     def for_aiohttp(self, read: float | None = None) -> aiohttp.ClientTimeout:
         """aiohttp's timeouts: `connect` covers the wait for a pooled connection, `sock_read` each read. aiohttp
@@ -127,12 +140,16 @@ def header_safe_key(key: str) -> str:
 
 @dataclass(frozen=True)
 class Answer:
-    """An HTTP answer, read to its end: what the retry loop and the error mapping look at."""
+    """An HTTP answer, read (within its cap): what the retry loop and the error mapping look at.
+
+    Everything upstream wrote reaches the rest of the program through here, with the API key blanked out:
+    the headers and reason as stored, the body through `text` and `json()`."""
 
     status_code: int
     reason_phrase: str
     headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
-    content: bytes = b""
+    content: bytes = b""  # as received: read it through `text` or `json()`
+    redactor: Redactor = field(default_factory=lambda: Redactor(None))
 
     @property
     def is_success(self) -> bool:
@@ -140,11 +157,11 @@ class Answer:
 
     @property
     def text(self) -> str:
-        return self.content.decode("utf-8", "replace")
+        return self.redactor.text(self.content.decode("utf-8", "replace"))
 
     def json(self) -> Any:
         """The body as JSON; ValueError when it is not."""
-        return json.loads(self.content)
+        return self.redactor.data(json.loads(self.content))
 
 
 def _request_id(response: Answer) -> str | None:
@@ -184,6 +201,22 @@ def error_from_response(response: Answer) -> APIStatusError:
         retry_after=parse_retry_after(response.headers.get("retry-after")),
         next_step=FILES_NEXT_STEPS.get(code) if isinstance(code, int) else None,
     )
+
+
+def check_id(value: str, *, param: str) -> None:
+    """Refuse, before anything is sent, an id that no real task (or file) can have."""
+    shape = TASK_ID_SHAPE if param == "task_id" else FILE_ID_SHAPE
+    if not shape.fullmatch(value) or ".." in value or value == ".":
+        raise InvalidRequestError(
+            f"{param} {value[:80]!r} cannot be a valid id: ids are at most 256 letters, digits, '.', '_' or '-' "
+            "(no '..', '/', spaces or control characters).",
+            next_step=f"Pass the {param} exactly as it was returned (list_tasks and list_files show them).",
+        )
+
+
+def _host_key(host: str | None) -> str:
+    """A host as the download allow list holds it: lower case, no trailing dot, no IPv6 brackets."""
+    return (host or "").lower().rstrip(".").strip("[]")
 
 
 def _files_failed(response: Answer) -> bool:
@@ -240,15 +273,23 @@ class EvolinkClient:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         session: aiohttp.ClientSession | None = None,
+        download_allow_hosts: Iterable[str] = (),
     ) -> None:
         self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
+        self._redactor = Redactor(self._api_key.get_secret_value() if self._api_key is not None else None)
         self.base_url = base_url.rstrip("/")
         self.files_base_url = files_base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
         self._session = session
         self._owns_session = session is None
+        self._download_session: aiohttp.ClientSession | None = None
         self._proxies: dict[tuple[str, str], str | None] = {}
+        # Hosts a download may reach at any address, loopback and private included: the configured API hosts
+        # (the sandbox serves results itself), the operator's list, and the proxies in use.
+        self.download_allow_hosts = {_host_key(urlsplit(u).hostname) for u in (self.base_url, self.files_base_url)} | {
+            _host_key(h) for h in download_allow_hosts
+        }
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self.base_url!r}, files_base_url={self.files_base_url!r})"
@@ -262,19 +303,32 @@ class EvolinkClient:
         # Built on first use: importing aiohttp and creating the SSL context cost start-up time the stdio server
         # should not pay.
         if self._session is None:
-            import aiohttp
-            import httpx2  # already imported by the MCP SDK
-
-            self._session = aiohttp.ClientSession(
-                # The SDK's certificate choice: SSL_CERT_FILE/DIR, else the system store (truststore on Windows/macOS).
-                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx2.create_ssl_context()),
-                timeout=self.timeouts.for_aiohttp(),
-                headers={"User-Agent": USER_AGENT},
-            )
-            # aiohttp resends a GET once, at once, when a connection drops; the retry policy here is the only one.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
+            self._session = self._new_session()
         return self._session
+
+    @property
+    def _downloads(self) -> aiohttp.ClientSession:
+        """Result downloads' own session: its resolver refuses non-public addresses (API calls need no check)."""
+        if self._download_session is None:
+            from .addresses import PublicAddressResolver
+
+            self._download_session = self._new_session(PublicAddressResolver(self._may_download_from_any_address))
+        return self._download_session
+
+    def _new_session(self, resolver: aiohttp.abc.AbstractResolver | None = None) -> aiohttp.ClientSession:
+        import aiohttp
+        import httpx2  # already imported by the MCP SDK
+
+        session = aiohttp.ClientSession(
+            # The SDK's certificate choice: SSL_CERT_FILE/DIR, else the system store (truststore on Windows/macOS).
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx2.create_ssl_context(), resolver=resolver),
+            timeout=self.timeouts.for_aiohttp(),
+            headers={"User-Agent": USER_AGENT},
+        )
+        # aiohttp resends a GET once, at once, when a connection drops; the retry policy here is the only one.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
+        return session
 
     def _proxy(self, url: str) -> str | None:
         """The proxy for `url` from HTTP_PROXY/HTTPS_PROXY and NO_PROXY, looked up once per scheme and host.
@@ -292,6 +346,9 @@ class EvolinkClient:
         if self._session is not None and self._owns_session:
             await self._session.close()
             self._session = None
+        if self._download_session is not None:
+            await self._download_session.close()
+            self._download_session = None
 
     async def __aenter__(self) -> EvolinkClient:
         return self
@@ -307,30 +364,46 @@ class EvolinkClient:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}", "User-Agent": USER_AGENT}
 
     def redact(self, text: str) -> str:
-        """`text` with the API key blanked out, for anything that may reach a log or a user."""
-        if self._api_key is not None and (key := self._api_key.get_secret_value()):
-            return text.replace(key, "[redacted]")
-        return text
+        """`text` with the API key (and any long enough part of it) blanked out."""
+        return self._redactor.text(text)
 
-    def _redacted(self, error: APIStatusError) -> APIStatusError:
-        """`error` with the key blanked out of every text the server wrote (a gateway may echo it)."""
-        error.message = self.redact(error.message)
-        error.args = (error.message,)  # repr() and pickling read args, not message
-        error.next_step = self.redact(error.next_step)
-        for name in ("type", "param", "suggestion"):
-            if isinstance(value := getattr(error, name), str):
-                setattr(error, name, self.redact(value))
-        if isinstance(error.code, str):
-            error.code = self.redact(error.code)
-        return error
+    def _answer(self, response: aiohttp.ClientResponse, content: bytes = b"") -> Answer:
+        """The one way an answer comes in: what upstream wrote, the key blanked out of it."""
+        from multidict import CIMultiDict, CIMultiDictProxy
+
+        headers = CIMultiDict((name, self._redactor.text(value)) for name, value in response.headers.items())
+        reason = self._redactor.text(response.reason or "")
+        return Answer(response.status, reason, CIMultiDictProxy(headers), content, self._redactor)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> Answer:
+        """The answer with its body, streamed within a cap: an error body is cut, a larger success refused."""
+        success = 200 <= response.status < 300
+        limit = MAX_ANSWER_BYTES if success else MAX_ERROR_BODY_BYTES
+        host = response.url.host or "the server"
+        too_large = AnswerTooLargeError(
+            f"The answer from {host} (HTTP {response.status}) is over {limit >> 20} MB, more than any Evolink answer;"
+            " it was not read.",
+            request_id=self._answer(response).headers.get("x-request-id"),
+        )
+        if success and (response.content_length or 0) > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(1 << 16):
+            body += chunk
+            if len(body) > limit:
+                if success:
+                    raise too_large
+                del body[limit:]
+                break
+        return self._answer(response, bytes(body))
 
     async def _send(self, method: str, url: str, *, headers: Mapping[str, str], **kwargs: Any) -> Answer:
-        """One request, its answer read whole. Never follows a redirect."""
+        """One request, its answer read (within its cap). Never follows a redirect."""
         proxy = self._proxy(url)
         async with self._http.request(
             method, _url(url), headers=headers, allow_redirects=False, proxy=proxy, **kwargs
         ) as answer:
-            return Answer(answer.status, answer.reason or "", answer.headers, await answer.read())
+            return await self._read(answer)
 
     async def _with_retries(
         self, attempt: Callable[[], Awaitable[Answer]], *, mode: RetryMode, what: str, url: str
@@ -361,7 +434,7 @@ class EvolinkClient:
             else:
                 if response.is_success and not _files_failed(response):
                     return response
-                error = self._redacted(error_from_response(response))
+                error = error_from_response(response)
             error.sent = sent
             if not self._may_retry(error, mode, sent) or number == policy.max_attempts:
                 raise error
@@ -436,13 +509,7 @@ class EvolinkClient:
 
     async def get_task(self, task_id: str) -> Task:
         """GET /v1/tasks/{task_id}: the task's current state."""
-        if not task_id or len(task_id) > 256 or any(c in task_id for c in "/?#\\ \t\r\n"):
-            raise BadRequestError(
-                f"Invalid task id {task_id[:80]!r}.",
-                status=400,
-                param="task_id",
-                next_step="Pass the task_id exactly as generate_image returned it.",
-            )
+        check_id(task_id, param="task_id")
         url = f"{self.base_url}/v1/tasks/{quote(task_id, safe='')}"
         headers = self._auth()
 
@@ -560,8 +627,7 @@ class EvolinkClient:
         return await self._files_call("GET", "quota", FileQuota, mode="idempotent", what="Reading the file quota")
 
     async def delete_file(self, file_id: str) -> None:
-        if not file_id or any(c in file_id for c in "/?#\\"):
-            raise BadRequestError(f"Invalid file id {file_id[:80]!r}.", status=400, param="file_id")
+        check_id(file_id, param="file_id")
         what = "Deleting the file"
         try:
             response = await self._files_request("DELETE", quote(file_id, safe=""), mode="idempotent", what=what)
@@ -572,37 +638,92 @@ class EvolinkClient:
 
     # Result downloads: CDN links, fetched without the API key.
 
-    async def download(self, url: str, sink: IO[bytes], *, max_bytes: int) -> str | None:
-        """Stream `url` into `sink` (at most `max_bytes`); return its content type. Retries restart `sink`.
+    def _may_download_from_any_address(self, host: str) -> bool:
+        return _host_key(host) in self.download_allow_hosts
 
-        Redirects are followed (a CDN may send a signed link elsewhere): nothing secret goes with the request."""
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise BadRequestError(f"Refusing to download a non-http(s) URL: {url[:100]!r}", status=400, param="url")
-        timeout = self.timeouts.for_aiohttp(read=self.timeouts.download_read)
+    def _check_download_target(self, target: URL, shown: str) -> None:
+        """Refuse, before connecting, what no result link may be: not http(s), or a non-public IP literal.
+
+        Host names are checked where they are resolved (PublicAddressResolver); aiohttp resolves no IP literal."""
+        from .addresses import is_ip_literal, is_public_address
+
+        if target.scheme not in ("http", "https") or not target.host:
+            raise ResultRefusedError(f"Refusing to download a URL that is not http(s): {shown[:100]!r}.")
+        host = target.host
+        if not self._may_download_from_any_address(host) and is_ip_literal(host) and not is_public_address(host):
+            raise ResultRefusedError(f"Refusing to download {shown[:100]}: {host} is not a public address.")
+
+    async def _download_get(self, target: URL, shown: str) -> aiohttp.ClientResponse:
+        import aiohttp
+
+        from .addresses import NonPublicAddressError
+
+        self._check_download_target(target, shown)
+        proxy = self._proxy(str(target))
+        if proxy:  # the operator's proxy is trusted wherever it is; it resolves the target itself
+            self.download_allow_hosts.add(_host_key(urlsplit(proxy).hostname))
+        headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
+        try:
+            return await self._downloads.get(
+                target,
+                headers=headers,
+                timeout=self.timeouts.for_aiohttp(read=self.timeouts.download_read),
+                proxy=proxy,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, NonPublicAddressError):
+                raise ResultRefusedError(f"Refusing to download {shown[:100]}: {exc.os_error}.") from None
+            raise
+
+    async def download(self, url: str, sink: IO[bytes], *, max_bytes: int, deadline: float | None = None) -> str | None:
+        """Stream `url` into `sink` (at most `max_bytes`) by `deadline` (a time.monotonic() value; at the latest
+        `timeouts.download_total` from now); return its content type. Retries restart `sink`.
+
+        Redirects are followed (a CDN may send a signed link elsewhere), but never from https to http; no hop may
+        reach a non-public address unless its host is allowed. Nothing secret goes with the request."""
+        from yarl import URL
+
+        first = _url(url)
+        self._check_download_target(first, url)
+        latest = time.monotonic() + self.timeouts.download_total
+        deadline = latest if deadline is None else min(deadline, latest)
 
         async def attempt() -> Answer:
             sink.seek(0)
             sink.truncate()
-            headers = {"User-Agent": USER_AGENT}  # and never the key: result links are public CDN URLs
-            async with self._http.get(_url(url), headers=headers, timeout=timeout, proxy=self._proxy(url)) as response:
-                answer = Answer(response.status, response.reason or "", response.headers)
-                if not answer.is_success:
-                    return replace(answer, content=await response.read())
-                declared = int(response.headers.get("content-length") or 0)
-                if declared > max_bytes:
-                    raise RequestTooLargeError(
-                        f"The result at {url[:100]} is {declared} bytes, over the {max_bytes}-byte cap.",
-                        status=413,
-                    )
-                written = 0
-                async for chunk in response.content.iter_any():
-                    written += len(chunk)
-                    if written > max_bytes:
+            target, shown = first, url
+            for _ in range(MAX_REDIRECTS + 1):
+                async with await self._download_get(target, shown) as response:
+                    location = response.headers.get("location")
+                    if response.status in REDIRECT_STATUSES and location:
+                        shown = self._redactor.text(location)
+                        following = target.join(URL(shown))
+                        if target.scheme == "https" and following.scheme != "https":
+                            raise ResultRefusedError(f"Refusing a redirect from https to {shown[:100]!r}.")
+                        target = following
+                        continue
+                    if not 200 <= response.status < 300:
+                        return await self._read(response)
+                    declared = response.content_length or 0
+                    if declared > max_bytes:
                         raise RequestTooLargeError(
-                            f"The result at {url[:100]} is over the {max_bytes}-byte cap.", status=413
+                            f"The result at {shown[:100]} is {declared} bytes, over the {max_bytes}-byte cap.",
+                            status=413,
                         )
-                    sink.write(chunk)
-                return answer
+                    written = 0
+                    async for chunk in response.content.iter_any():
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise RequestTooLargeError(
+                                f"The result at {shown[:100]} is over the {max_bytes}-byte cap.", status=413
+                            )
+                        sink.write(chunk)
+                    return self._answer(response)
+            raise ResultRefusedError(f"Refusing to follow more than {MAX_REDIRECTS} redirects from {url[:100]}.")
 
-        answer = await self._with_retries(attempt, mode="idempotent", what="Downloading the result", url=url)
-        return answer.headers.get("content-type")
+        seconds = max(0.0, deadline - time.monotonic())
+        with anyio.move_on_after(seconds):
+            answer = await self._with_retries(attempt, mode="idempotent", what="Downloading the result", url=url)
+            return answer.headers.get("content-type")
+        raise APITimeoutError(f"Downloading the result: not finished within {seconds:.0f} s ({url[:100]}).")

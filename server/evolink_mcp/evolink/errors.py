@@ -190,6 +190,27 @@ class APITimeoutError(APIConnectionError):
     default_next_step = "Evolink did not answer in time: try again in a minute."
 
 
+class AnswerTooLargeError(APIConnectionError):
+    """The answer was larger than any answer of this API can be: not read further, not retried."""
+
+    category = "answer_too_large"
+    retryable = False
+    default_next_step = "The server at EVOLINK_BASE_URL sent an answer far larger than Evolink's: check that setting."
+
+
+class ResultRefusedError(EvolinkError):
+    """A result link or its content we will not fetch or keep: a non-public address, a downgrade, not an image."""
+
+    category = "result_refused"
+    default_next_step = (
+        "The result was not saved. If the address is yours and trusted, add its host to EVOLINK_DOWNLOAD_ALLOW_HOSTS."
+    )
+
+    def __init__(self, message: str, *, next_step: str | None = None) -> None:
+        super().__init__(message, next_step=next_step)
+        self.sent = False
+
+
 class SubmissionOutcomeUnknownError(EvolinkError):
     """The submission may have created a (paid) task, but its answer was lost."""
 
