@@ -96,6 +96,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Extra Host names (comma-separated) the HTTP transports accept, besides loopback and the bound host.",
     ),
     EnvVar(
+        "EVOLINK_MCP_MAX_SESSIONS",
+        "mcp_max_sessions",
+        "1000",
+        "Streamable HTTP sessions open at once; a client opening one more gets 503 until one ends or expires.",
+    ),
+    EnvVar(
+        "EVOLINK_MCP_SESSION_IDLE_SECONDS",
+        "mcp_session_idle_seconds",
+        "300",
+        "A streamable HTTP session with no request for this long is closed (its client starts a new one).",
+    ),
+    EnvVar(
+        "EVOLINK_MCP_READ_SECONDS",
+        "mcp_read_seconds",
+        "30",
+        "An HTTP request's headers and body must arrive within this long, or the connection is closed.",
+    ),
+    EnvVar(
         "EVOLINK_ALLOWED_DIRS",
         "allowed_dirs",
         "(none)",
@@ -124,6 +142,9 @@ class Settings:
     max_credits_per_call: float | None = None
     mcp_token: SecretStr | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
+    mcp_max_sessions: int = 1000
+    mcp_session_idle_seconds: float = 300.0
+    mcp_read_seconds: float = 30.0
     allowed_dirs: tuple[Path, ...] = ()
     state_dir: Path = field(default_factory=default_state_dir)
     log_level: str = "INFO"
@@ -148,6 +169,9 @@ class Settings:
             raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
         for name in ("api_key", "mcp_token"):
             _check_sendable(name, getattr(self, name))
+        for name in ("mcp_max_sessions", "mcp_session_idle_seconds", "mcp_read_seconds"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise SettingsError(f"{_env_name(name)} must be more than 0.")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
@@ -199,8 +223,10 @@ def _convert(var: EnvVar, raw: str) -> Any:
     try:
         if var.field in ("wait_seconds", "sandbox_task_seconds", "max_credits_per_call"):
             return float(raw)
-        if var.field == "preview_max_bytes":
+        if var.field in ("preview_max_bytes", "mcp_max_sessions"):
             return int(raw)
+        if var.field in ("mcp_session_idle_seconds", "mcp_read_seconds"):
+            return float(raw)
         if var.field == "sandbox":
             if raw.lower() in _TRUE:
                 return True
