@@ -38,7 +38,11 @@ def build_deps(
     """The one set of dependencies for this process (no network, no I/O beyond reading the catalog)."""
     catalog = catalog or load_catalog(settings.catalog_file, settings.default_model)
     client = EvolinkClient(
-        settings.api_key, base_url=settings.base_url, files_base_url=settings.files_base_url, retry=retry
+        settings.api_key,
+        base_url=settings.base_url,
+        files_base_url=settings.files_base_url,
+        retry=retry,
+        download_allow_hosts=settings.download_allow_hosts,
     )
     return Deps(
         settings=settings,

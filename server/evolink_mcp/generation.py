@@ -451,8 +451,10 @@ class ImageService:
         self._results[task_id] = results
         return results
 
-    async def save(self, task: Task) -> TaskResults:
-        """Download and save a completed task's images once; later calls return the same files."""
+    async def save(self, task: Task, *, deadline: float | None = None) -> TaskResults:
+        """Download and save a completed task's images once; later calls return the same files.
+
+        `deadline` (a time.monotonic() value) bounds the downloads: a call's wait; else the client's own limit."""
         lock = self._result_locks.setdefault(task.id, anyio.Lock())
         async with lock:
             entry = await self.journal.by_task_id(task.id)
@@ -482,6 +484,7 @@ class ImageService:
                     self.settings.output_dir,
                     max_bytes=self.settings.max_download_bytes,
                     sidecar=sidecar,
+                    deadline=deadline,
                 )
             if errors:
                 results.save_error = "; ".join(errors)

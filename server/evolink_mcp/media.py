@@ -20,7 +20,7 @@ from urllib.request import url2pathname
 
 import anyio
 
-from .evolink import EvolinkClient, EvolinkError, InvalidRequestError
+from .evolink import EvolinkClient, EvolinkError, InvalidRequestError, ResultRefusedError
 
 PREVIEW_MAX_EDGE = 1568  # Anthropic's recommended long edge for images a model reads
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the files API's per-file limit
@@ -136,21 +136,25 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> Path:
 
 
 async def download_image(
-    client: EvolinkClient, url: str, directory: Path, stem: str, *, max_bytes: int
+    client: EvolinkClient, url: str, directory: Path, stem: str, *, max_bytes: int, deadline: float | None = None
 ) -> tuple[Path, str, int]:
-    """Download `url` to `directory/stem.<ext>` atomically (temp file, then rename): (path, mime, size)."""
+    """Download `url` to `directory/stem.<ext>` atomically (temp file, then rename): (path, mime, size).
+
+    Only an image by its bytes is kept, whatever its Content-Type said; `deadline` as for EvolinkClient.download."""
     fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "w+b") as handle:
-            content_type = await client.download(url, handle, max_bytes=max_bytes)
+            content_type = await client.download(url, handle, max_bytes=max_bytes, deadline=deadline)
             size = handle.tell()
             handle.seek(0)
             sniffed = sniff_image(handle.read(16))
-        ext, mime = sniffed or (
-            _ext_from_content_type(content_type),
-            content_type or "application/octet-stream",
-        )
+        if sniffed is None:
+            raise ResultRefusedError(
+                f"the result at {url[:100]} is not a JPEG, PNG, GIF or WebP image by its content "
+                f"({size} bytes, served as {(content_type or 'no type')[:60]}); it was not saved."
+            )
+        ext, mime = sniffed
         target = directory / f"{stem}.{ext}"
         os.chmod(temp, 0o644)  # mkstemp makes it private; a saved image is the user's ordinary file
         os.replace(temp, target)
@@ -159,11 +163,6 @@ async def download_image(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-
-
-def _ext_from_content_type(content_type: str | None) -> str:
-    subtype = (content_type or "").split(";")[0].strip().split("/")[-1].lower()
-    return {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif"}.get(subtype, "bin")
 
 
 async def save_results(
@@ -175,6 +174,7 @@ async def save_results(
     max_bytes: int,
     sidecar: dict[str, Any],
     when: datetime | None = None,
+    deadline: float | None = None,
 ) -> tuple[list[SavedImage], list[str]]:
     """Download every result concurrently and write one JSON sidecar; returns (saved, errors)."""
     when = when or datetime.now(timezone.utc)
@@ -184,7 +184,9 @@ async def save_results(
 
     async def fetch(index: int, url: str) -> None:
         try:
-            path, mime, size = await download_image(client, url, directory, f"{base}_{index + 1}", max_bytes=max_bytes)
+            path, mime, size = await download_image(
+                client, url, directory, f"{base}_{index + 1}", max_bytes=max_bytes, deadline=deadline
+            )
         except (EvolinkError, OSError) as exc:
             errors.append(f"image {index + 1}: {exc}")
             return

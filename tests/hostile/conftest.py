@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_support import API_KEY, Connected, Internal, leaked
 from hostile_upstream import Hostile, png_bytes, serving
 from mcp import Client
-from mcp_session import Session
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -22,16 +21,9 @@ from starlette.routing import Route
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.evolink import RetryPolicy
 from evolink_mcp.settings import Settings
-from evolink_mcp.tools import Deps
+from mcp_session import Session
 
-# Random past its first characters, like a real key: no 8-character run of it occurs in ordinary text by chance.
-API_KEY = "sk-Qm7vXc2LpR9tWz4YbN8kHs3JdF6gA1eU"
 QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, deadline=10.0)
-
-
-def leaked(text: str, secret: str = API_KEY) -> bool:
-    """Whether `text` holds the secret or any 8-character run of it."""
-    return any(secret[i : i + 8] in text for i in range(len(secret) - 7))
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +39,6 @@ def hostile(hostile_server: Hostile) -> Hostile:
     """The hostile upstream at 127.0.0.1 (the configured EVOLINK_BASE_URL), its script and log cleared."""
     hostile_server.reset()
     return hostile_server
-
-
-@dataclass
-class Internal:
-    """A service only the server's host can reach (on 127.0.0.2): what an attacker would like read back."""
-
-    base_url: str
-    hits: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +65,6 @@ def no_part_of_the_key_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None
     yield
     for record in caplog.records:
         assert not leaked(record.getMessage()) and not leaked(record.exc_text or ""), f"logged: {record.getMessage()}"
-
-
-@dataclass
-class Connected:
-    mcp: Session
-    deps: Deps
 
 
 @pytest.fixture

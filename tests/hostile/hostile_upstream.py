@@ -52,18 +52,22 @@ def task_body(status: str = "completed", **fields: Any) -> dict[str, Any]:
     }
 
 
-def huge(
-    total: int, *, status: int = 200, media_type: str = "application/json", chunk: bytes = b" " * 65536
-) -> Response:
-    """`total` bytes (no Content-Length), generated as they are sent: nothing this size is ever held."""
+class Huge:
+    """A handler answering `total` bytes (no Content-Length), generated as sent, nothing this size ever held;
+    `sent` counts what went out before the client went away (checked before every chunk)."""
 
-    async def body() -> AsyncIterator[bytes]:
-        sent = 0
-        while sent < total:
-            yield chunk
-            sent += len(chunk)
+    def __init__(self, total: int, *, status: int = 200, media_type: str = "application/json") -> None:
+        self.total, self.status, self.media_type, self.sent = total, status, media_type, 0
 
-    return StreamingResponse(body(), status_code=status, media_type=media_type)
+    def __call__(self, request: Request) -> Response:
+        chunk = b" " * 65536
+
+        async def body() -> AsyncIterator[bytes]:
+            while self.sent < self.total and not await request.is_disconnected():
+                self.sent += len(chunk)
+                yield chunk
+
+        return StreamingResponse(body(), status_code=self.status, media_type=self.media_type)
 
 
 def trickle(data: bytes, *, every: float, piece: int = 1024, media_type: str = "image/png") -> Response:

@@ -4,17 +4,18 @@ the client reads gets it blanked out of every result, the journal, `evolink-mcp 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+import anyio
 import pytest
-from conftest import API_KEY, Connected, leaked
+from hostile_support import API_KEY, Connected, leaked
 from hostile_upstream import TASK_ID, Hostile, key_of, task_body
-from process_support import child_env, evolink_argv
 from starlette.requests import Request
 from starlette.responses import Response
+
+from process_support import child_env, evolink_argv
 
 pytestmark = pytest.mark.anyio
 
@@ -66,9 +67,10 @@ async def test_a_failed_task_echoing_the_key_reaches_no_result_journal_or_cli_ou
         if stored.is_file():
             assert_no_part_of_the_key(stored.read_bytes().decode("latin-1"))
     env = child_env(tmp_path / "home", EVOLINK_STATE_DIR=str(tmp_path / "state"), EVOLINK_API_KEY=API_KEY)
-    shown = subprocess.run(evolink_argv("tasks"), env=env, capture_output=True, text=True, timeout=60)
-    assert TASK_ID in shown.stdout
-    assert_no_part_of_the_key(shown.stdout + shown.stderr)
+    with anyio.fail_after(60):
+        shown = await anyio.run_process(evolink_argv("tasks"), env=env, check=False)
+    assert TASK_ID in shown.stdout.decode()
+    assert_no_part_of_the_key((shown.stdout + shown.stderr).decode(errors="replace"))
 
 
 @pytest.mark.parametrize("status", [400, 401, 500])

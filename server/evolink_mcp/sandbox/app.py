@@ -281,7 +281,14 @@ class SandboxAPI:
             if len(problems) > 1:
                 message += " Also: " + " ".join(p.message for p in problems[1:])
             return _api_error(400, message, param=problems[0].param.removeprefix("extra."))
-        task = self.state.create_task(spec, req, self.base_url(request), body)
+        # A request sent again under the same Idempotency-Key gets the task the first created: nothing new is made
+        # or billed. (Evolink's own client sends the header; its docs do not promise it is honoured.)
+        key = request.headers.get("idempotency-key")
+        task = self.state.get_task(self.state.idempotency_keys.get(key, "")) if key else None
+        if task is None:
+            task = self.state.create_task(spec, req, self.base_url(request), body)
+            if key:
+                self.state.idempotency_keys[key] = task.id
         if entry := self.entry(request):
             entry.task_id = task.id
         logger.info("sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n)

@@ -130,6 +130,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.tasks: dict[str, SandboxTask] = {}
+        self.idempotency_keys: dict[str, str] = {}  # Idempotency-Key -> the task it created
         self.faults: list[Fault] = []
         self.latencies: list[Latency] = []
         self.log: list[LoggedRequest] = []
@@ -145,6 +146,7 @@ class Sandbox:
         with self._lock:
             self.config = self._initial_config
             self.tasks.clear()
+            self.idempotency_keys.clear()
             self.faults.clear()
             self.latencies.clear()
             self.log.clear()

@@ -1,6 +1,7 @@
 """generate_image and check_task: submit, follow with progress, save results, show previews."""
 
 import logging
+import time
 from typing import Annotated, Any
 
 import anyio
@@ -93,6 +94,7 @@ async def task_result(
     warnings: list[str] | None = None,
     poll_error: EvolinkError | None = None,
     entry: Entry | None = None,
+    save_deadline: float | None = None,
 ) -> CallToolResult:
     """The result for a task in any state; a completed task's images are saved (once) first.
 
@@ -121,7 +123,7 @@ async def task_result(
     blocks: list[ContentBlock] = []
     lines: list[str] = []
     if task.succeeded:
-        results = await deps.service.save(task)
+        results = await deps.service.save(task, deadline=save_deadline)
         out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
         out.save_error = results.save_error
         saved_by_index = {image.index: image for image in results.images}
@@ -201,6 +203,9 @@ async def follow(
     entry: Entry | None = None,
 ) -> CallToolResult:
     """Wait up to `wait_seconds` with progress notifications, then report the task."""
+    # Its result downloads too end with the wait (given at least min_save_seconds): a slow one is left to the
+    # background follower rather than hold the call.
+    save_deadline = time.monotonic() + max(wait_seconds, deps.settings.min_save_seconds)
     poll_error: EvolinkError | None = None
     try:
         if wait_seconds > 0 and not task.is_terminal:
@@ -210,7 +215,9 @@ async def follow(
                 poll_error = exc
         if not task.is_terminal:
             deps.service.follow_in_background(task.id)
-        return await task_result(deps, task, warnings=warnings, poll_error=poll_error, entry=entry)
+        return await task_result(
+            deps, task, warnings=warnings, poll_error=poll_error, entry=entry, save_deadline=save_deadline
+        )
     except anyio.get_cancelled_exc_class():
         # The client stopped waiting; the images are paid for all the same: the server saves them.
         deps.service.follow_in_background(task.id)
