@@ -30,6 +30,26 @@ OWN_PARAMETERS = (
     "callback_url",
 )
 IMAGE_EXTENSIONS = {"jpg", "jpeg", "png", "webp", "gif", "bmp", "tiff", "tif", "heic", "avif"}
+ECHO_LIMIT = 80  # characters of a caller's value quoted back in a message
+# A prompt longer than this is refused for any model, documented limit or not: far over the largest the catalog
+# documents (32,000 code points; 4,500 tokens, at most 144,000 characters by the bound below).
+MAX_PROMPT_CHARACTERS = 200_000
+# Token limits cannot be counted here, only bounded. A token averages about 4 characters of English (fewer in
+# other scripts); only degenerate text (runs of one character, which tokenizers pack into their longest
+# entries) averages more than 32. Past `limit x 32` characters a prompt is certainly over, and refused; past
+# `limit x 4` it only may be, and is sent with a warning.
+MAX_CHARACTERS_PER_TOKEN = 32
+TYPICAL_CHARACTERS_PER_TOKEN = 4
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` cut to `limit` characters, saying how long it was: a huge value is never sent back whole."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def echo(value: Any) -> str:
+    """A caller's value as a message quotes it (its repr), cut."""
+    return clip(repr(value))
 
 
 @dataclass(frozen=True)
@@ -41,6 +61,11 @@ class Problem:
     value: Any = None
     allowed: list[Any] | None = None
     severity: Literal["error", "warning"] = "error"
+
+    def __post_init__(self) -> None:
+        # The value goes back in the error's structured copy: a 50 MB value must not make a 100 MB answer.
+        if isinstance(self.value, (str, list, dict, tuple)) and len(repr(self.value)) > ECHO_LIMIT:
+            object.__setattr__(self, "value", echo(self.value))
 
     def __str__(self) -> str:
         return self.message
@@ -62,6 +87,8 @@ class GenerationRequest:
 
 
 def _did_you_mean(value: str, options: list[str]) -> str:
+    if len(value) > ECHO_LIMIT:  # no near miss is that long, and difflib's time grows with it
+        return ""
     by_lower = {o.lower(): o for o in options}
     close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.5)
     return f" Did you mean {by_lower[close[0]]!r}?" if close else ""
@@ -110,7 +137,7 @@ def resolve_model(catalog: Catalog, name: str | None) -> ModelSpec | Problem:
     did = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
     return Problem(
         "model",
-        f"Unknown model {name!r}.{did} Call list_models to see every model; "
+        f"Unknown model {echo(name)}.{did} Call list_models to see every model; "
         f"allowed ids: {_listing(catalog.ids, limit=200)}.",
         name,
         catalog.ids,
@@ -168,14 +195,32 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
                 [f"<= {rule.max_bytes_utf8} bytes"],
             )
         )
-    if rule.max and rule.unit == "tokens" and length > rule.max * 4:
-        # Tokens cannot be counted here: warn, let the service decide.
+    if rule.max and rule.unit == "tokens" and length > rule.max * MAX_CHARACTERS_PER_TOKEN:
+        problems.append(
+            Problem(
+                "prompt",
+                f"prompt is {length} characters; {spec.id} accepts {rule.max} tokens, which no prompt over "
+                f"{rule.max * MAX_CHARACTERS_PER_TOKEN} characters fits in. Shorten it.",
+                f"{length} characters",
+                [f"<= {rule.max} tokens"],
+            )
+        )
+    elif rule.max and rule.unit == "tokens" and length > rule.max * TYPICAL_CHARACTERS_PER_TOKEN:
         problems.append(
             Problem(
                 "prompt",
                 f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, so it may be refused.",
                 f"{length} characters",
                 severity="warning",
+            )
+        )
+    if not problems and length > MAX_PROMPT_CHARACTERS:
+        problems.append(
+            Problem(
+                "prompt",
+                f"prompt is {length} characters; no model takes more than {MAX_PROMPT_CHARACTERS}. Shorten it.",
+                f"{length} characters",
+                [f"<= {MAX_PROMPT_CHARACTERS} characters"],
             )
         )
     return problems
@@ -203,7 +248,7 @@ def _check_pixels(spec: ModelSpec, size: str, width: int, height: int) -> list[P
         return [
             Problem(
                 "size",
-                f"size {size!r} is not accepted by {spec.id}. Allowed: {allowed_text}.",
+                f"size {echo(size)} is not accepted by {spec.id}. Allowed: {allowed_text}.",
                 size,
                 ratios + rule.allowed,
             )
@@ -229,7 +274,7 @@ def _check_pixels(spec: ModelSpec, size: str, width: int, height: int) -> list[P
     return [
         Problem(
             "size",
-            f"size {size!r} is not accepted by {spec.id}: {'; '.join(reasons)}. Allowed: {allowed_text}.",
+            f"size {echo(size)} is not accepted by {spec.id}: {'; '.join(reasons)}. Allowed: {allowed_text}.",
             size,
             [*ratios, rule.describe()],
         )
@@ -252,7 +297,7 @@ def _check_size(spec: ModelSpec, size: str | None) -> list[Problem]:
     return [
         Problem(
             "size",
-            f"size {size!r} is not accepted by {spec.id}.{_did_you_mean_size(size, ratios)} "
+            f"size {echo(size)} is not accepted by {spec.id}.{_did_you_mean_size(size, ratios)} "
             f"Allowed: {_listing(allowed)}.",
             size,
             allowed,
@@ -270,7 +315,7 @@ def _check_choice(spec: ModelSpec, param: str, value: str | None, allowed: list[
     return [
         Problem(
             param,
-            f"{param} {value!r} is not accepted by {spec.id}.{_did_you_mean(value, allowed)} "
+            f"{param} {echo(value)} is not accepted by {spec.id}.{_did_you_mean(value, allowed)} "
             f"Allowed: {', '.join(allowed)}.",
             value,
             allowed,
@@ -355,7 +400,7 @@ def _check_reference(spec: ModelSpec, param: str, ref: str, allow_local: bool) -
         why = "local files are not accepted here; upload it with upload_file and use its file_url."
     else:
         why = "expected a public http(s) URL" + (" or a local file path." if allow_local else ".")
-    return [Problem(param, f"{param} entry {ref[:200]!r}: {why}", ref[:200])]
+    return [Problem(param, f"{param} entry {echo(ref)}: {why}", ref)]
 
 
 def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) -> list[Problem]:
@@ -491,14 +536,14 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
     if not _type_ok(rule, value):
         allowed = rule.enum or [rule.type]
         one_of = f" (one of: {', '.join(str(v) for v in rule.enum)})" if rule.enum else ""
-        return [Problem(param, f"{param} must be {rule.type}{one_of}; got {value!r}.", value, allowed)]
+        return [Problem(param, f"{param} must be {rule.type}{one_of}; got {echo(value)}.", value, allowed)]
     if rule.enum is not None and value not in rule.enum:
         choices = [str(v) for v in rule.enum]
         hint = _did_you_mean(str(value), choices) if isinstance(value, str) else ""
         return [
             Problem(
                 param,
-                f"{param} {value!r} is not accepted by {spec.id}.{hint} Allowed: {', '.join(choices)}.",
+                f"{param} {echo(value)} is not accepted by {spec.id}.{hint} Allowed: {', '.join(choices)}.",
                 value,
                 list(rule.enum),
             )
@@ -511,7 +556,7 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
         return [
             Problem(
                 param,
-                f"{param}={value} is out of range for {spec.id}. Allowed: {bounds}.",
+                f"{param}={clip(str(value))} is out of range for {spec.id}. Allowed: {bounds}.",
                 value,
                 [bounds],
             )
@@ -544,7 +589,7 @@ def _check_extra_value(spec: ModelSpec, key: str, rule: ExtraParamSpec, value: A
                     return [
                         Problem(
                             param,
-                            f"{param} items are objects whose {name!r} is one of: {listed}; got {item!r}.",
+                            f"{param} items are objects whose {name!r} is one of: {listed}; got {echo(item)}.",
                             item,
                             list(choices),
                         )
@@ -557,6 +602,7 @@ def _check_extra(spec: ModelSpec, extra: dict[str, Any]) -> list[Problem]:
     problems = []
     known = list(spec.extra_params)
     for key, value in flat.items():
+        key = clip(key)  # a caller's name, quoted back
         if key in OWN_PARAMETERS:
             problems.append(
                 Problem(f"extra.{key}", f"{key} has its own parameter; pass it as {key}=..., not in extra.", value)

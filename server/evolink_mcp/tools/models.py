@@ -7,7 +7,7 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from ..catalog import Catalog, ModelSpec
+from ..catalog import Catalog, ModelSpec, echo
 from ..evolink import InvalidRequestError
 from .common import READ_ONLY, ToolSpec, deps_of, error_result, result
 
@@ -98,7 +98,9 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
         """What each model takes (free): sizes, qualities, n, reference images, extra parameters. Pick
         generate_image values here."""
         if mode is not None and mode not in modes:
-            return error_result(InvalidRequestError(f"mode: {mode!r} is not a mode; use one of: {', '.join(modes)}."))
+            return error_result(
+                InvalidRequestError(f"mode: {echo(mode)} is not a mode; use one of: {', '.join(modes)}.")
+            )
         deps = deps_of(ctx)
         answer = answers.get((mode, include_beta)) if deps.catalog is catalog else None
         if answer is None:
