@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
-from mcp.server.mcpserver.resources import FileResource
+from mcp_types import Resource as MCPResource
 
 from . import __version__
 from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient, RetryPolicy
 from .generation import ImageService
-from .journal import Journal, summarize_entry
+from .journal import Journal, JournalError, summarize_entry
+from .media import sniff_image
 from .settings import Settings
 from .tools import Deps, tool_specs
+from .tools.common import IMAGE_TYPES, SAVED_IMAGES, saved_image_uri
 
 SERVER_NAME = "evolink-mcp"
+RECENT_TASKS_LISTED = 50  # resources/list names the saved images of this many recent tasks
 INSTRUCTIONS = (
     "Create or edit images with generate_image: it costs credits, waits for the result, saves the files "
     "locally and shows a preview. If it returns while the task is still running, call check_task with "
@@ -64,7 +70,7 @@ async def process_resources(deps: Deps) -> AsyncIterator[None]:
         deps.service.journal.close()
 
 
-def build_server(deps: Deps, *, manage_process_resources: bool = True) -> MCPServer[Deps]:
+def build_server(deps: Deps, *, manage_process_resources: bool = True) -> EvolinkServer:
     """An MCPServer over `deps`: every tool spec, the catalog resources, saved images as resources.
 
     With `manage_process_resources`, the first session's lifespan runs `process_resources` (stdio, in-memory
@@ -86,14 +92,14 @@ def build_server(deps: Deps, *, manage_process_resources: bool = True) -> MCPSer
         finally:
             sessions -= 1
 
-    server: MCPServer[Deps] = MCPServer(
-        SERVER_NAME,
+    server = EvolinkServer(
+        deps,
         title="Evolink Images",
         version=__version__,
         instructions=INSTRUCTIONS,
         website_url="https://evolink.ai",
         lifespan=lifespan,
-        log_level=deps.settings.log_level,  # type: ignore[arg-type]
+        log_level=deps.settings.log_level,
         tools=[spec.to_tool() for spec in tool_specs(deps.catalog, deps.settings)],
     )
     _add_resources(server, deps)
@@ -101,6 +107,8 @@ def build_server(deps: Deps, *, manage_process_resources: bool = True) -> MCPSer
 
 
 def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
+    """The catalog, the journal's tasks, and saved images (any this server's output folder holds, from any
+    process: read from disk on each request, not registered one by one)."""
     catalog = deps.catalog
 
     @server.resource("evolink://models", name="models", title="Evolink image models", mime_type="application/json")
@@ -132,21 +140,61 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
             raise ResourceError(f"No task {task_id!r} in this server's journal; list_tasks shows the recent ones.")
         return summarize_entry(entry).model_dump_json(exclude_none=True)
 
-    registered: set[str] = set()
+    def saved_image(name: str, extension: str) -> bytes:
+        folder = deps.settings.output_dir.resolve()
+        path = folder / f"{name}.{extension}"
+        unknown = ResourceError(f"No saved image {path.name!r} in the output folder; list_tasks shows the saved files.")
+        if "/" in name or "\\" in name or name.startswith(".") or path.resolve().parent != folder:
+            raise unknown
+        try:  # no symlink followed, so nothing outside the folder is ever served
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            raise unknown from None
+        with os.fdopen(fd, "rb") as file:
+            data = file.read(deps.settings.max_download_bytes + 1)
+        if sniff_image(data[:16]) != (extension, IMAGE_TYPES[extension]):
+            raise unknown  # only images: never an arbitrary file that happens to sit in the folder
+        return data
 
-    def on_image_saved(path: Path, mime_type: str) -> str:
-        uri = f"evolink://images/{path.name}"
-        if uri not in registered:
-            server.add_resource(
-                FileResource(
-                    uri=uri,
-                    name=path.name,
-                    title=f"Generated image {path.name}",
-                    path=path,
-                    mime_type=mime_type,
+    def reader(extension: str) -> Callable[[str], bytes]:
+        def read(name: str) -> bytes:
+            return saved_image(name, extension)
+
+        return read
+
+    for extension, mime_type in IMAGE_TYPES.items():
+        server.resource(
+            f"{SAVED_IMAGES}{{name}}.{extension}",
+            name=f"saved-{extension}",
+            title=f"A saved image (.{extension})",
+            mime_type=mime_type,
+        )(reader(extension))
+
+
+class EvolinkServer(MCPServer[Deps]):
+    """The MCP server, whose resource list also names the images of recent tasks (read through the templates)."""
+
+    def __init__(self, deps: Deps, **options: Any) -> None:
+        super().__init__(SERVER_NAME, **options)
+        self.deps = deps
+
+    async def list_resources(self) -> list[MCPResource]:
+        listed = await super().list_resources()
+        try:
+            entries = await self.deps.service.journal.recent(limit=RECENT_TASKS_LISTED)
+        except JournalError:
+            return listed
+        saved = [(entry.task_id, Path(p)) for entry in entries for p in summarize_entry(entry).saved_paths]
+        return listed + await anyio.to_thread.run_sync(self._saved_images, saved)
+
+    def _saved_images(self, saved: list[tuple[str | None, Path]]) -> list[MCPResource]:
+        """The saved images still on disk that the templates serve, as resources."""
+        found = []
+        for task_id, path in saved:
+            uri = saved_image_uri(path, self.deps.settings.output_dir)
+            if uri is not None and path.is_file():
+                mime_type = IMAGE_TYPES[path.suffix.lstrip(".")]
+                found.append(
+                    MCPResource(uri=uri, name=path.name, title=f"Image of task {task_id}", mime_type=mime_type)
                 )
-            )
-            registered.add(uri)
-        return uri
-
-    deps.on_image_saved = on_image_saved
+        return found

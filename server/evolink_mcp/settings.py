@@ -119,6 +119,18 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(none)",
         "Directories (separated by the OS path separator) whose files may be uploaded over HTTP transports.",
     ),
+    EnvVar(
+        "EVOLINK_DOWNLOAD_ALLOW_HOSTS",
+        "download_allow_hosts",
+        "(none)",
+        "Hosts (comma-separated) result downloads may reach at loopback or private addresses, besides the API hosts.",
+    ),
+    EnvVar(
+        "EVOLINK_RESOURCE_LINKS",
+        "resource_links",
+        "true",
+        "Put a resource_link to each saved image in results (false for clients that mishandle them).",
+    ),
     EnvVar("EVOLINK_STATE_DIR", "state_dir", "per-user state folder", "Where the task journal is kept."),
     EnvVar("EVOLINK_LOG_LEVEL", "log_level", "INFO", "Log level of the stderr log."),
 )
@@ -149,6 +161,10 @@ class Settings:
     state_dir: Path = field(default_factory=default_state_dir)
     log_level: str = "INFO"
     max_download_bytes: int = 200 * 1024 * 1024
+    download_allow_hosts: tuple[str, ...] = ()
+    resource_links: bool = True
+    # A call's result downloads may run until its wait_seconds end, and for at least this long.
+    min_save_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("base_url", "files_base_url"):
@@ -227,7 +243,7 @@ def _convert(var: EnvVar, raw: str) -> Any:
             return int(raw)
         if var.field in ("mcp_session_idle_seconds", "mcp_read_seconds"):
             return float(raw)
-        if var.field == "sandbox":
+        if var.field in ("sandbox", "resource_links"):
             if raw.lower() in _TRUE:
                 return True
             if raw.lower() in _FALSE:
@@ -235,7 +251,7 @@ def _convert(var: EnvVar, raw: str) -> Any:
             raise ValueError(raw)
         if var.field in ("output_dir", "state_dir", "catalog_file"):
             return Path(raw).expanduser()
-        if var.field == "mcp_allowed_hosts":
+        if var.field in ("mcp_allowed_hosts", "download_allow_hosts"):
             return tuple(h.strip() for h in raw.split(",") if h.strip())
         if var.field == "allowed_dirs":
             return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())

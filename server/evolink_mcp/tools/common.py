@@ -33,7 +33,16 @@ class Deps:
     service: ImageService
     # Directories local files may be read from; None = any readable file (stdio: the user's own machine).
     allowed_dirs: Sequence[Path] | None
-    on_image_saved: Callable[[Path, str], str] | None = None  # registers a resource, returns its URI
+
+
+SAVED_IMAGES = "evolink://images/"  # + the file name: a resource template per image type serves it
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+def saved_image_uri(path: Path, output_dir: Path) -> str | None:
+    """The resource URI of a saved image, if the output folder's templates serve it."""
+    served = path.parent.resolve() == output_dir.resolve() and path.suffix.lstrip(".") in IMAGE_TYPES
+    return f"{SAVED_IMAGES}{path.name}" if served else None
 
 
 def deps_of(ctx: Context[Any]) -> Deps:

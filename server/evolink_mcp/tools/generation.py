@@ -25,6 +25,7 @@ from .common import (
     error_result,
     error_text_result,
     result,
+    saved_image_uri,
 )
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,9 @@ async def _previews_for(deps: Deps, results: TaskResults) -> tuple[list[ContentB
     if previews is None:
         made = await make_previews(results.images, deps.settings.preview_max_bytes)
         previews, skipped = made.made, made.skipped_busy
-        if not skipped:  # else the next look tries again
+        if not skipped:  # else the next look tries again; a preview that failed would only fail again
             results.previews = previews
+            results.notes.extend(made.missing)
     return [ImageContent(type="image", data=p.data_base64, mime_type=p.mime_type) for p in previews], skipped
 
 
@@ -132,8 +134,8 @@ async def task_result(
             item = SavedImageOut(index=index, url=url)
             if image is not None:
                 item.path, item.mime_type, item.bytes = str(image.path), image.mime_type, image.bytes
-                if deps.on_image_saved is not None:
-                    item.resource_uri = deps.on_image_saved(image.path, image.mime_type)
+                item.resource_uri = saved_image_uri(image.path, deps.settings.output_dir)
+                if item.resource_uri is not None and deps.settings.resource_links:
                     blocks.append(
                         ResourceLink(
                             type="resource_link",
@@ -150,6 +152,7 @@ async def task_result(
         for item in out.images:
             where = item.path or "not saved"
             lines.append(f"{item.index + 1}. {where} — {item.url}")
+        lines.extend(results.notes)
         if out.urls_expire_at:
             lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
         if skipped:
