@@ -6,6 +6,8 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from .evolink.redaction import Redactor
+
 
 class RedactSecrets(logging.Filter):
     """Blanks out secret values in a record's message and arguments, whoever logged it (libraries included)."""
@@ -13,10 +15,11 @@ class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self._redactors = [Redactor(s) for s in self.secrets]  # a part of a secret, cut or echoed, too
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
+        for redactor in self._redactors:
+            text = redactor.text(text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -15,6 +15,7 @@ from hostile_upstream import TASK_ID, Hostile, key_of, task_body
 from starlette.requests import Request
 from starlette.responses import Response
 
+from evolink_mcp.logs import RedactSecrets
 from process_support import child_env, evolink_argv
 
 pytestmark = pytest.mark.anyio
@@ -124,3 +125,12 @@ async def test_a_files_envelope_echoing_the_key_is_redacted(connect: Connect, ho
 
     assert listed.is_error
     assert_no_part_of_the_key(listed.model_dump_json())
+
+
+def test_the_stderr_log_filter_blanks_a_cut_or_partial_echo_of_the_key_too() -> None:
+    line = f"gateway said: Bearer {API_KEY[:-1]}… and later …{API_KEY[5:]}"
+
+    shown = RedactSecrets([API_KEY]).redact(line)
+
+    assert_no_part_of_the_key(shown)
+    assert shown == "gateway said: Bearer [redacted]… and later …[redacted]"
