@@ -303,3 +303,14 @@ async def test_a_download_of_an_expired_result_is_not_found_and_not_retried(
         await client.download(task.image_urls[0], io.BytesIO(), max_bytes=1 << 20)
 
     assert len(sandbox.state.requests("results")) == 1
+
+
+async def test_the_sandbox_answers_a_submission_sent_again_under_the_same_idempotency_key_with_the_same_task(
+    client: EvolinkClient, sandbox: SandboxServer
+) -> None:
+    first = await client.submit_generation(generation(), idempotency_key="retry-after-a-lost-answer")
+    again = await client.submit_generation(generation(), idempotency_key="retry-after-a-lost-answer")
+    other = await client.submit_generation(generation(), idempotency_key="another-request")
+
+    assert again.id == first.id and other.id != first.id
+    assert len(sandbox.state.tasks) == 2  # nothing new was made (or billed) for the repeat
