@@ -43,7 +43,7 @@ def tool_answer(messages: list[ModelMessage]) -> ToolReturnPart | RetryPromptPar
 
 
 async def main() -> None:
-    toolset = MCPToolset(StdioTransport(SERVER["command"], SERVER["args"], env=SERVER["env"]), read_timeout=120)
+    toolset = MCPToolset(StdioTransport(SERVER["command"], SERVER["args"], env=SERVER["env"]))
     async with toolset:
         seen_tools: dict[str, Any] = {}
         agent = Agent(scripted(GOOD_CALL, seen_tools), toolsets=[toolset])
