@@ -648,7 +648,7 @@ class EvolinkClient:
         from .addresses import is_ip_literal, is_public_address
 
         if target.scheme not in ("http", "https") or not target.host:
-            raise ResultRefusedError(f"Refusing to download a URL that is not http(s): {shown[:100]!r}.")
+            raise ResultRefusedError(f"Refusing to download a non-http(s) URL: {shown[:100]!r}.")
         host = target.host
         if not self._may_download_from_any_address(host) and is_ip_literal(host) and not is_public_address(host):
             raise ResultRefusedError(f"Refusing to download {shown[:100]}: {host} is not a public address.")
