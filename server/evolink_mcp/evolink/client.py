@@ -379,20 +379,22 @@ class EvolinkClient:
         """The answer with its body, streamed within a cap: an error body is cut, a larger success refused."""
         success = 200 <= response.status < 300
         limit = MAX_ANSWER_BYTES if success else MAX_ERROR_BODY_BYTES
-        host = response.url.host or "the server"
-        too_large = AnswerTooLargeError(
-            f"The answer from {host} (HTTP {response.status}) is over {limit >> 20} MB, more than any Evolink answer;"
-            " it was not read.",
-            request_id=self._answer(response).headers.get("x-request-id"),
-        )
+
+        def too_large() -> AnswerTooLargeError:
+            return AnswerTooLargeError(
+                f"The answer from {response.url.host or 'the server'} (HTTP {response.status}) is over "
+                f"{limit >> 20} MB, more than any Evolink answer; it was not read.",
+                request_id=_request_id(self._answer(response)),
+            )
+
         if success and (response.content_length or 0) > limit:
-            raise too_large
+            raise too_large()
         body = bytearray()
         async for chunk in response.content.iter_chunked(1 << 16):
             body += chunk
             if len(body) > limit:
                 if success:
-                    raise too_large
+                    raise too_large()
                 del body[limit:]
                 break
         return self._answer(response, bytes(body))
