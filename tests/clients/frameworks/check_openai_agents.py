@@ -79,7 +79,7 @@ async def main() -> None:
 
         output = await invoke(generate, {**arguments, **INVALID_CALL})
         readable_error(output_text(output))
-        ok(f"size '7:3' comes back as tool output text: {output_text(output)[:300]!r}")
+        ok(f"size '7:3' comes back as tool output text: {output_text(output)!r}")
 
 
 run(main)

@@ -67,7 +67,7 @@ async def main() -> None:
         check(retried, f"an invalid call did not come back as a retry: {answer!r}")
         seen = answer.model_response() if isinstance(answer, RetryPromptPart) else str(answer.content)
         readable_error(seen)
-        ok(f"size '7:3' comes back as a retry prompt the model reads: {seen[:300]!r}")
+        ok(f"size '7:3' comes back as a retry prompt the model reads: {seen!r}")
 
 
 run(main)
