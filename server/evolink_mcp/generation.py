@@ -39,7 +39,16 @@ from .evolink import (
     Task,
 )
 from .journal import REFUSED, SUBMITTING, UNKNOWN, Entry, Journal, JournalError
-from .media import MAX_UPLOAD_BYTES, Preview, SavedImage, check_local_image, save_results, upload_name
+from .media import (
+    MAX_UPLOAD_BYTES,
+    Preview,
+    SavedImage,
+    already_saved,
+    check_local_image,
+    clear_staging,
+    save_results,
+    upload_name,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +59,9 @@ MAX_BACKGROUND_FOLLOWS = 16
 BACKGROUND_RETRY_SECONDS = 10.0
 RESUME_AFTER_SECONDS = 1.0
 MAX_BACKGROUND_SAVES = 5  # then the journal keeps the URLs for check_task or the next start-up
+# Result URLs saved for a model the catalog gives no n range (Midjourney's four, a layerize's layers): more than
+# any model documents; an upstream answering thousands must not start thousands of downloads.
+MAX_RESULT_URLS = 16
 FIRST_POLL_DELAY = 3.0
 MIN_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 10.0
@@ -95,6 +107,8 @@ class TaskResults:
     urls_expire_at: datetime | None = None
     save_error: str | None = None
     previews: list[Preview] | None = None  # made on first report, reused after
+    notes: list[str] = field(default_factory=list)  # reported with the results: URLs left out, previews missing
+    named_at: datetime | None = None  # the time in the file names: a retry saves under the same names
 
 
 @dataclass
@@ -346,7 +360,14 @@ class ImageService:
     async def resume(self, before: float) -> None:
         """Pick up what stopped processes left (recorded before `before`, when this one started): unknown
         outcomes marked, unfinished tasks followed. What this process submits since is its own to follow, and
-        what another running process submitted is that one's."""
+        what another running process submitted is that one's. Partial downloads killed processes left go too."""
+        try:
+            cleared = await anyio.to_thread.run_sync(clear_staging, self.settings.output_dir)
+        except OSError as exc:
+            log.warning("could not look for partial downloads in %s: %s", self.settings.output_dir, exc)
+        else:
+            if cleared:
+                log.info("removed the partial downloads of %d save(s) that stopped processes left", cleared)
         # A journal another process holds must not take the server down: say so, and serve on.
         try:
             interrupted = await self.journal.mark_interrupted(before)
@@ -443,52 +464,102 @@ class ImageService:
             )
             for i, (url, path) in enumerate(zip(entry.result_urls, paths, strict=False))
         ]
+        urls, notes = self._usable_urls(entry.model, entry.result_urls)
         results = TaskResults(
             images=images,
-            urls=entry.result_urls,
+            urls=urls,
             urls_expire_at=datetime.fromtimestamp(entry.updated_at, timezone.utc) + RESULT_URL_LIFETIME,
+            notes=notes,
         )
         self._results[task_id] = results
         return results
 
+    def _usable_urls(self, model: str | None, urls: list[str]) -> tuple[list[str], list[str]]:
+        """The result URLs worth saving (no more than the model can make), and a note on any left out."""
+        spec = self.catalog.get(model) if model else None
+        limit = max(spec.n.allowed()) if spec is not None and spec.n is not None else MAX_RESULT_URLS
+        if len(urls) <= limit:
+            return urls, []
+        if spec is not None and spec.n is not None:
+            why = f"{spec.id} makes at most {limit}"
+        else:
+            why = f"at most {limit} are saved for {model or 'a model'}, which documents no image count"
+        note = (
+            f"The task answered {len(urls)} result URLs; {why}, so only the first {limit} were saved: "
+            f"the other {len(urls) - limit} were not downloaded."
+        )
+        return urls[:limit], [note]
+
+    @staticmethod
+    def _named_at(task: Task, entry: Entry | None, earlier: TaskResults | None) -> datetime:
+        """The time in a task's file names, the same on every save: its submission's, as early as it is known."""
+        if earlier is not None and earlier.named_at is not None:
+            return earlier.named_at
+        if entry is not None:
+            return datetime.fromtimestamp(entry.created_at, timezone.utc)
+        if task.created is not None and 0 < task.created < 2**35:  # an upstream's word: only a plausible time
+            return datetime.fromtimestamp(task.created, timezone.utc)
+        return datetime.now(timezone.utc)
+
     async def save(self, task: Task, *, deadline: float | None = None) -> TaskResults:
-        """Download and save a completed task's images once; later calls return the same files.
+        """Download and save a completed task's images once; later calls return the same files. After a
+        partial failure, a call saves only what is missing, under the same names.
 
         `deadline` (a time.monotonic() value) bounds the downloads: a call's wait; else the client's own limit."""
         lock = self._result_locks.setdefault(task.id, anyio.Lock())
         async with lock:
-            entry = await self.journal.by_task_id(task.id)
+            try:
+                entry = await self.journal.by_task_id(task.id)
+            except JournalError as exc:  # the journal adds facts to the sidecar: never lose the images over it
+                log.warning("saving %s without its journal entry: %s", task.id, exc.message)
+                entry = None
             known = self.known_results(task.id, entry)
             if known is not None:
                 return known
-            urls = task.image_urls
-            results = TaskResults(urls=urls, urls_expire_at=datetime.now(timezone.utc) + RESULT_URL_LIFETIME)
+            model = task.model or (entry.model if entry else None)
+            urls, notes = self._usable_urls(model, task.image_urls)
+            named_at = self._named_at(task, entry, self._results.get(task.id))
+            results = TaskResults(
+                urls=urls,
+                urls_expire_at=datetime.now(timezone.utc) + RESULT_URL_LIFETIME,
+                notes=notes,
+                named_at=named_at,
+            )
             sidecar: dict[str, Any] = {
                 "prompt": entry.prompt if entry else None,
-                "model": task.model or (entry.model if entry else None),
+                "model": model,
                 "parameters": entry.request if entry else None,
                 "credits_reserved": task.usage.credits_reserved,
                 "source_urls": urls,
                 "urls_expire_at": results.urls_expire_at.isoformat() if results.urls_expire_at else None,
                 "submitted_at": datetime.fromtimestamp(entry.created_at, timezone.utc).isoformat() if entry else None,
             }
+            directory = self.settings.output_dir
             try:
-                self.settings.output_dir.mkdir(parents=True, exist_ok=True)
+                directory.mkdir(parents=True, exist_ok=True)
+                saved = await anyio.to_thread.run_sync(already_saved, directory, task.id, named_at, urls)
             except OSError as exc:
-                errors = [f"cannot create the output directory {self.settings.output_dir}: {exc.strerror or exc}"]
+                errors = [f"cannot create the output directory {directory}: {exc.strerror or exc}"]
             else:
                 results.images, errors = await save_results(
                     self.client,
                     task.id,
                     urls,
-                    self.settings.output_dir,
+                    directory,
                     max_bytes=self.settings.max_download_bytes,
                     sidecar=sidecar,
+                    when=named_at,
+                    saved=saved,
                     deadline=deadline,
                 )
             if errors:
                 results.save_error = "; ".join(errors)
                 log.warning("saving results of %s failed: %s", task.id, results.save_error)
-            await self.journal.record_saved(task.id, urls, [str(i.path) for i in results.images], results.save_error)
+            try:
+                await self.journal.record_saved(
+                    task.id, urls, [str(i.path) for i in results.images], results.save_error
+                )
+            except JournalError as exc:
+                log.warning("could not record the saved results of %s: %s", task.id, exc.message)
             self._results[task.id] = results
             return results

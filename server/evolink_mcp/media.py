@@ -7,13 +7,17 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
@@ -21,6 +25,8 @@ from urllib.request import url2pathname
 import anyio
 
 from .evolink import EvolinkClient, EvolinkError, InvalidRequestError, ResultRefusedError
+
+log = logging.getLogger(__name__)
 
 PREVIEW_MAX_EDGE = 1568  # Anthropic's recommended long edge for images a model reads
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # the files API's per-file limit
@@ -121,9 +127,9 @@ class SavedImage:
     bytes: int
 
 
-def _write_atomically(directory: Path, name: str, data: bytes) -> Path:
+def _write_atomically(directory: Path, name: str, data: bytes, staging: Path | None = None) -> Path:
     target = directory / name
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
+    fd, temp = tempfile.mkstemp(dir=staging or directory, prefix=".", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -136,12 +142,19 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> Path:
 
 
 async def download_image(
-    client: EvolinkClient, url: str, directory: Path, stem: str, *, max_bytes: int, deadline: float | None = None
+    client: EvolinkClient,
+    url: str,
+    directory: Path,
+    stem: str,
+    *,
+    max_bytes: int,
+    staging: Path | None = None,
+    deadline: float | None = None,
 ) -> tuple[Path, str, int]:
-    """Download `url` to `directory/stem.<ext>` atomically (temp file, then rename): (path, mime, size).
+    """Download `url` to `directory/stem.<ext>` atomically (temp file in `staging`, then rename): (path, mime, size).
 
     Only an image by its bytes is kept, whatever its Content-Type said; `deadline` as for EvolinkClient.download."""
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".", suffix=".part")
+    fd, temp_name = tempfile.mkstemp(dir=staging or directory, prefix=".", suffix=".part")
     temp = Path(temp_name)
     try:
         with os.fdopen(fd, "w+b") as handle:
@@ -165,6 +178,98 @@ async def download_image(
         raise
 
 
+STAGING_PREFIX = ".evolink-partial-"  # a save's own hidden folder for its partial files (see staging)
+DOWNLOADS_PER_TASK = 4  # result downloads at once for one task: each holds a connection and an open file
+_SAVED_KINDS = {ext: mime for _, ext, mime in IMAGE_SIGNATURES} | {"webp": "image/webp"}
+
+
+def _lock(folder: Path) -> int | None:
+    """An exclusive lock on `folder` that dies with its process (POSIX flock); None where there is none.
+
+    BlockingIOError: another process holds it. Windows has no flock, and needs none here: a file that is open
+    there cannot be deleted."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:  # a filesystem without locks
+        os.close(fd)
+        return None
+    return fd
+
+
+@contextlib.contextmanager
+def staging(directory: Path) -> Iterator[Path]:
+    """A hidden folder in `directory` for one save's partial files, locked while in use and removed after.
+
+    Inside `directory`, so that a finished file is renamed into place (from the state folder, possibly on another
+    filesystem, it would be copied); a folder of its own, locked, so that what a killed process left is known to
+    be nobody's and removed at the next start-up (clear_staging) instead of lying among the images for good."""
+    for _ in range(5):
+        folder = Path(tempfile.mkdtemp(dir=directory, prefix=STAGING_PREFIX))
+        try:
+            lock = _lock(folder)
+        except BlockingIOError:
+            continue  # a start-up's clear_staging took it first and is removing it
+        if folder.is_dir():
+            break
+        if lock is not None:  # removed between its creation and our lock: make another
+            os.close(lock)
+    else:
+        raise OSError(f"no staging folder for partial files could be kept in {directory}")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+
+
+def clear_staging(directory: Path) -> int:
+    """Remove the partial files that saves of killed processes left in `directory`; how many folders went."""
+    cleared = 0
+    for folder in directory.glob(f"{STAGING_PREFIX}*"):
+        try:
+            lock = _lock(folder)
+        except OSError:  # a running save's (BlockingIOError), or gone meanwhile
+            continue
+        try:
+            shutil.rmtree(folder)
+            cleared += 1
+        except OSError as exc:
+            log.warning("could not remove the partial files in %s: %s", folder, exc)
+        finally:
+            if lock is not None:
+                os.close(lock)
+    return cleared
+
+
+def result_stem(task_id: str, when: datetime, index: int) -> str:
+    """The file name (without extension) of a task's `index`th result; `when` is the task's submission."""
+    return f"{when:%Y%m%d-%H%M%S}_{safe_component(task_id)}" + ("" if index < 0 else f"_{index + 1}")
+
+
+def already_saved(directory: Path, task_id: str, when: datetime, urls: Sequence[str]) -> list[SavedImage]:
+    """The results an earlier save of this task left in `directory` under their names (never a symlink)."""
+    found = []
+    for index, url in enumerate(urls):
+        stem = result_stem(task_id, when, index)
+        for ext, mime in _SAVED_KINDS.items():
+            path = directory / f"{stem}.{ext}"
+            with contextlib.suppress(OSError):
+                info = path.lstat()
+                if S_ISREG(info.st_mode):
+                    found.append(SavedImage(index=index, url=url, path=path, mime_type=mime, bytes=info.st_size))
+                    break
+    return found
+
+
 async def save_results(
     client: EvolinkClient,
     task_id: str,
@@ -174,41 +279,66 @@ async def save_results(
     max_bytes: int,
     sidecar: dict[str, Any],
     when: datetime | None = None,
+    saved: Sequence[SavedImage] = (),
     deadline: float | None = None,
 ) -> tuple[list[SavedImage], list[str]]:
-    """Download every result concurrently and write one JSON sidecar; returns (saved, errors)."""
+    """Download the results not `saved` already, a few at a time, and write one JSON sidecar naming every saved
+    one; returns (every saved image, errors).
+
+    Names come from the task id, the index and `when` (the submission's time; default now): saving again after
+    a partial failure writes the missing files under the same names, never a second copy of the others."""
     when = when or datetime.now(timezone.utc)
-    base = f"{when:%Y%m%d-%H%M%S}_{safe_component(task_id)}"
-    saved: list[SavedImage | None] = [None] * len(urls)
+    base = result_stem(task_id, when, -1)
+    done = {image.index: image for image in saved}
     errors: list[str] = []
+    slots = anyio.CapacityLimiter(DOWNLOADS_PER_TASK)
 
-    async def fetch(index: int, url: str) -> None:
-        try:
-            path, mime, size = await download_image(
-                client, url, directory, f"{base}_{index + 1}", max_bytes=max_bytes, deadline=deadline
-            )
-        except (EvolinkError, OSError) as exc:
-            errors.append(f"image {index + 1}: {exc}")
-            return
-        saved[index] = SavedImage(index=index, url=url, path=path, mime_type=mime, bytes=size)
+    async def fetch(index: int, url: str, folder: Path) -> None:
+        async with slots:
+            try:
+                path, mime, size = await download_image(
+                    client,
+                    url,
+                    directory,
+                    result_stem(task_id, when, index),
+                    max_bytes=max_bytes,
+                    staging=folder,
+                    deadline=deadline,
+                )
+            except (EvolinkError, OSError) as exc:
+                errors.append(f"image {index + 1}: {exc}")
+                return
+            except Exception as exc:  # one result must never cost the task and the others: report it
+                log.exception("saving image %d of %s failed", index + 1, task_id)
+                errors.append(f"image {index + 1}: unexpected {type(exc).__name__}")
+                return
+        done[index] = SavedImage(index=index, url=url, path=path, mime_type=mime, bytes=size)
 
-    async with anyio.create_task_group() as group:
-        for index, url in enumerate(urls):
-            group.start_soon(fetch, index, url)
-    images = [s for s in saved if s is not None]
-    record = {
-        **sidecar,
-        "task_id": task_id,
-        "saved_at": when.isoformat(),
-        "images": [{"path": str(s.path), "url": s.url, "mime_type": s.mime_type, "bytes": s.bytes} for s in images],
-    }
-    if images:
-        data = json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8")
-        try:
-            await anyio.to_thread.run_sync(_write_atomically, directory, f"{base}.json", data)
-        except OSError as exc:
-            errors.append(f"sidecar: {exc}")
-    return images, errors
+    try:
+        with staging(directory) as folder:
+            async with anyio.create_task_group() as group:
+                for index, url in enumerate(urls):
+                    if index not in done:
+                        group.start_soon(fetch, index, url, folder)
+            images = [done[i] for i in sorted(done)]
+            record = {
+                **sidecar,
+                "task_id": task_id,
+                "saved_at": datetime.now(timezone.utc).isoformat(),
+                "images": [
+                    {"index": s.index, "path": str(s.path), "url": s.url, "mime_type": s.mime_type, "bytes": s.bytes}
+                    for s in images
+                ],
+            }
+            if images:
+                data = json.dumps(record, indent=2, ensure_ascii=False).encode("utf-8")
+                try:
+                    await anyio.to_thread.run_sync(_write_atomically, directory, f"{base}.json", data, folder)
+                except OSError as exc:
+                    errors.append(f"sidecar: {exc}")
+    except OSError as exc:
+        errors.append(f"partial files: {exc}")
+    return [done[i] for i in sorted(done)], errors
 
 
 @dataclass(frozen=True)
@@ -231,6 +361,41 @@ PREVIEW_QUEUE_MAX = int(PREVIEW_SLOTS.total_tokens)
 # its reduction) in each slot. Its default, none, hands every decoded image back to malloc, whose per-thread
 # arenas keep the freed memory: +300 MB after 100 previews.
 _PILLOW_BLOCKS_KEPT = 2 * int(PREVIEW_SLOTS.total_tokens)
+# Decoded pixels (after a JPEG's draft) of one preview: an image over this gets none, with the reason. A 4K result
+# is 8-17 MP; 50 MP decodes to at most ~400 MB (RGBA and its converted copy), where a 13000x13000 PNG took 760 MB.
+PREVIEW_MAX_PIXELS = 50_000_000
+# Decoded pixels of all previews at once, whatever the core count: memory is what runs out, not CPU.
+PREVIEW_PIXEL_BUDGET = 64_000_000
+
+
+class _PixelBudget:
+    """Pixels that previews may hold decoded at once, process-wide: a decode waits (in its worker thread) until its
+    pixels fit. Counted after the image's header is read, which is why it is not an anyio limiter."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        pixels = min(pixels, self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self.free >= pixels)
+            self.free -= pixels
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.free += pixels
+                self._changed.notify_all()
+
+
+PREVIEW_PIXELS = _PixelBudget(PREVIEW_PIXEL_BUDGET)
+
+
+class NoPreview(Exception):
+    """Why an image gets no preview, in words for the result."""
 
 
 def _encode_preview(path: Path, budget: int) -> tuple[str, str, int, int] | None:
@@ -239,12 +404,28 @@ def _encode_preview(path: Path, budget: int) -> tuple[str, str, int, int] | None
 
     if Image.core.get_blocks_max() < _PILLOW_BLOCKS_KEPT:
         Image.core.set_blocks_max(_PILLOW_BLOCKS_KEPT)
-    with Image.open(path) as opened:
-        opened.draft("RGB", (PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE))  # fast JPEG downscale on decode
-        has_alpha = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
-        mode = "RGBA" if has_alpha else "RGB"
-        full = opened.convert(mode) if opened.mode != mode else opened
-        full.load()  # the pixels outlive the file (leaving `with` closes only the file)
+    try:
+        opened = Image.open(path)
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, checked on the header: over ours too
+        raise NoPreview(f"it has too many pixels to preview ({exc})") from None
+    with opened:
+        opened.draft("RGB", (PREVIEW_MAX_EDGE, PREVIEW_MAX_EDGE))  # a JPEG decodes downscaled: far fewer pixels
+        width, height = opened.size
+        if width * height > PREVIEW_MAX_PIXELS:
+            raise NoPreview(
+                f"{width}x{height} is over the {PREVIEW_MAX_PIXELS // 1_000_000}-megapixel limit for previews"
+            )
+        with PREVIEW_PIXELS.hold(width * height):
+            return _encode_opened(opened, budget)
+
+
+def _encode_opened(opened: Any, budget: int) -> tuple[str, str, int, int] | None:
+    has_alpha = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
+    mode = "RGBA" if has_alpha else "RGB"
+    full = opened.convert(mode) if opened.mode != mode else opened
+    full.load()  # the pixels outlive the file (leaving `with` closes only the file)
+    if full is not opened:
+        opened.close()  # the source's pixels, before the reduction allocates more
     factor = -(-max(full.size) // PREVIEW_MAX_EDGE)
     # A whole-factor box reduction: ~10x cheaper than a bicubic resize to exactly the edge (what 100 concurrent
     # generations feel), and a true average; the long edge lands in [edge/2, edge].
@@ -267,26 +448,42 @@ def _encode_preview(path: Path, budget: int) -> tuple[str, str, int, int] | None
         full.close()
 
 
+def _why_no_preview(exc: BaseException) -> str:
+    if isinstance(exc, NoPreview):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "there was not enough memory to decode it"
+    detail = str(exc)[:120] or type(exc).__name__
+    return f"it could not be decoded ({detail})"
+
+
 @dataclass(frozen=True)
 class Previews:
     made: list[Preview]
     skipped_busy: int = 0  # left out because the server was saturated (PREVIEW_QUEUE_MAX): worth asking again
+    missing: list[str] = field(default_factory=list)  # why an image has none, a sentence each: asking again won't help
 
 
 async def make_previews(images: Sequence[SavedImage], budget: int) -> Previews:
-    """Downscaled previews of saved images whose base64 text together stays within `budget` characters."""
+    """Downscaled previews of saved images whose base64 text together stays within `budget` characters.
+
+    Never raises for an image: one that cannot be previewed (too many pixels, truncated, not an image, out of
+    memory, anything) is named in `missing` with the reason, and its saved file still stands."""
     if budget <= 0 or not images:
         return Previews([])
     if PREVIEW_SLOTS.statistics().tasks_waiting >= PREVIEW_QUEUE_MAX:  # other results' previews, queued
         return Previews([], skipped_busy=len(images))
     share = budget // len(images)
     made: dict[int, Preview] = {}
+    missing: dict[int, str] = {}
 
     async def make(image: SavedImage) -> None:
         try:
             encoded = await anyio.to_thread.run_sync(_encode_preview, image.path, share, limiter=PREVIEW_SLOTS)
-        except (OSError, ValueError):
-            return  # not an image Pillow can read: the saved path and URL still stand
+        except Exception as exc:  # a preview is a courtesy: whatever fails, the task and its files are reported
+            log.info("no preview of %s: %r", image.path.name, exc)
+            missing[image.index] = f"No preview of image {image.index + 1}: {_why_no_preview(exc)}; the file is saved."
+            return
         if encoded is not None:
             data, mime, width, height = encoded
             made[image.index] = Preview(image.index, data, mime, width, height)
@@ -294,4 +491,4 @@ async def make_previews(images: Sequence[SavedImage], budget: int) -> Previews:
     async with anyio.create_task_group() as group:
         for image in images:
             group.start_soon(make, image)
-    return Previews([made[i] for i in sorted(made)])
+    return Previews([made[i] for i in sorted(made)], missing=[missing[i] for i in sorted(missing)])
