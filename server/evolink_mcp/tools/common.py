@@ -187,8 +187,8 @@ REMOTE_DELETE = ToolAnnotations(destructive_hint=True, idempotent_hint=True, ope
 
 
 def compact_schema(schema: Any) -> Any:
-    """A JSON schema without what costs context and says nothing: titles, `anyOf [X, null]` for optionals, and
-    `additionalProperties: true` (the default).
+    """A JSON schema without what costs context and says nothing: titles, `anyOf [X, null]` for optionals (kept as
+    a nullable type for numbers), and `additionalProperties: true` (the default).
 
     Arguments are still validated by the full pydantic model; results never carry nulls (exclude_none).
     """
@@ -215,6 +215,10 @@ def compact_schema(schema: Any) -> Any:
         if out.get("default", ...) is None:
             out.pop("default")
         out = {**kept, **out}
+        if kept.get("type") in ("number", "integer", "boolean"):
+            # A strict converter (openai-agents) makes every parameter required: a number needs a null to say
+            # "not given", where a string or a list has its empty value.
+            out["type"] = [kept["type"], "null"]
     return out
 
 
