@@ -1,0 +1,74 @@
+"""Broken input on the stdio wire gets a JSON-RPC error reply, never silence, and a client that leaves
+mid-answer lets the server end cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_stdio_pipes import EXIT_TIMEOUT, INITIALIZE, debug_env, raw_stdio
+from transport_support import evolink_argv, jsonrpc_line, stop
+
+pytestmark = pytest.mark.anyio
+
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+
+
+@pytest.mark.parametrize(
+    ("line", "answer_id", "code"),
+    [
+        (b"{this is not json\n", None, PARSE_ERROR),
+        (b'{"jsonrpc": "2.0", "id": 7, "method": "ping", "params": {"x": "\\ud800"}}\n', 7, PARSE_ERROR),
+        (b'{"jsonrpc": "2.0", "id": {"not": "an id"}, "method": "ping"}\n', None, INVALID_REQUEST),
+        (b'{"jsonrpc": "2.0", "id": 8, "method": 42}\n', 8, INVALID_REQUEST),
+        (b"[1, 2]\n", None, INVALID_REQUEST),
+    ],
+    ids=["not-json", "lone-surrogate", "object-id", "bad-method", "array"],
+)
+async def test_a_malformed_line_gets_an_error_reply_and_the_session_carries_on(
+    tmp_path: Path, line: bytes, answer_id: int | None, code: int
+) -> None:
+    async with raw_stdio(evolink_argv("--sandbox"), debug_env(tmp_path), tmp_path / "stderr.log") as server:
+        await server.initialize()
+        assert server.process.stdin is not None
+        await server.process.stdin.send(line)
+        answer = await server.response(answer_id)  # type: ignore[arg-type]
+        await server.send(2, "ping")
+        pong = await server.response(2)
+        exit_code = await server.close_stdin_and_wait()
+
+    assert answer["error"]["code"] == code, answer
+    assert answer["id"] == answer_id
+    assert pong["result"] == {}
+    assert exit_code == 0
+
+
+def test_a_client_that_closes_its_pipe_mid_answer_lets_the_server_exit_cleanly(tmp_path: Path) -> None:
+    errlog = tmp_path / "stderr.log"
+    with errlog.open("wb") as stderr:
+        process = subprocess.Popen(
+            evolink_argv("--sandbox"),
+            env=debug_env(tmp_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(jsonrpc_line(1, "initialize", INITIALIZE) + jsonrpc_line(None, "notifications/initialized"))
+        # Far more answer than a pipe holds: once the first is read, the server is still writing the others.
+        process.stdin.write(b"".join(jsonrpc_line(i, "tools/list") for i in range(2, 60)))
+        process.stdin.flush()
+        while json.loads(process.stdout.readline()).get("id") != 2:
+            pass
+        process.stdout.close()
+        process.stdin.close()
+        exit_code = process.wait(EXIT_TIMEOUT)
+    finally:
+        stop(process)
+
+    stderr_text = errlog.read_text()
+    assert "Traceback" not in stderr_text, stderr_text[-3000:]
+    assert exit_code == 0
