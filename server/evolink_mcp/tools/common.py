@@ -15,7 +15,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
-from ..catalog import Catalog
+from ..catalog import Catalog, echo
 from ..evolink import EvolinkClient, EvolinkError, InvalidRequestError
 from ..generation import ImageService
 from ..settings import Settings
@@ -110,15 +110,6 @@ ARGUMENT_SYNONYMS = {
     "id": "task_id",
     "path": "file_path",
 }
-ECHO_LIMIT = 80  # characters of a caller's value quoted back in an error
-
-
-def echo(value: Any) -> str:
-    """A caller's value as an error quotes it: cut, so a huge value is never sent back whole."""
-    text = repr(value)
-    return text if len(text) <= ECHO_LIMIT else f"{text[:ECHO_LIMIT]}… ({len(text)} characters)"
-
-
 def is_empty(value: Any) -> bool:
     """What strict tool converters send for an argument the model leaves out."""
     return value is None or value == [] or value == {} or (isinstance(value, str) and not value.strip())
