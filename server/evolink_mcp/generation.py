@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -46,6 +47,7 @@ from .media import (
     already_saved,
     check_local_image,
     clear_staging,
+    reopen_local_image,
     save_results,
     upload_name,
 )
@@ -224,7 +226,11 @@ class ImageService:
         for ref, (path, mime) in prepared.local_refs.items():
             name = upload_name(path)
             if name not in by_name:
-                by_name[name] = (await self.client.upload_file(path, file_name=name, mime_type=mime)).file_url
+                # Opened again as the very file prepare() checked: a path swapped since is refused, not sent.
+                reopen = functools.partial(reopen_local_image, path, param="image_urls")
+                with await anyio.to_thread.run_sync(reopen) as image:
+                    uploaded = await self.client.upload_file(image.file, file_name=name, mime_type=mime)
+                by_name[name] = uploaded.file_url
             urls[ref] = by_name[name]
         request = prepared.request
         mask = urls.get(request.mask_url, request.mask_url) if request.mask_url else None

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -58,47 +59,110 @@ def local_path(ref: str) -> Path:
     return Path(ref).expanduser()
 
 
-def check_local_image(
+@dataclass
+class LocalImage:
+    """A local image, open: what was checked is what gets read. Close it (or use it in a `with`)."""
+
+    file: BinaryIO
+    path: Path  # where the open file really is
+    mime_type: str
+    size: int
+
+    def __enter__(self) -> LocalImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+
+def _opened_path(fd: int, looked_up: Path) -> Path:
+    """Where the open file `fd` really is, by the kernel's word rather than a second lookup of a path that may
+    have changed since it was opened (a flipped symlink)."""
+    if sys.platform.startswith("linux"):
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    if sys.platform == "darwin":
+        import fcntl
+
+        return Path(os.fsdecode(fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024)).split(b"\0", 1)[0]))
+    resolved = looked_up.resolve()
+    return resolved if os.path.samestat(os.fstat(fd), os.stat(resolved)) else Path(os.devnull)
+
+
+def open_local_image(
     ref: str, *, param: str, max_bytes: int = MAX_UPLOAD_BYTES, allowed_dirs: Sequence[Path] | None = None
-) -> tuple[Path, str]:
-    """The path and MIME type of a readable local JPEG/PNG/GIF/WebP within limits, or InvalidRequestError.
+) -> LocalImage:
+    """A readable local JPEG/PNG/GIF/WebP within limits, opened once and checked as opened, or
+    InvalidRequestError.
 
     `allowed_dirs` None allows any readable file (stdio); otherwise the file must lie inside one of them.
     """
     path = local_path(ref)
     if not path.is_absolute():
         raise InvalidRequestError(f"{param}: {ref!r} is a relative path; give an absolute path (or a URL).")
-    if allowed_dirs is not None:
-        resolved = path.resolve()
-        if not any(resolved.is_relative_to(d.resolve()) for d in allowed_dirs):
-            where = ", ".join(str(d) for d in allowed_dirs) or "none configured"
-            raise InvalidRequestError(
-                f"{param}: {ref!r} is outside the directories this server may read ({where}).",
-                next_step="Upload the image with upload_file (base64_data or file_url), or ask the server's "
-                "operator to add its directory to EVOLINK_ALLOWED_DIRS.",
-            )
-    if not path.exists():
-        raise InvalidRequestError(f"{param}: file not found: {str(path)!r}.", next_step="Check the path and try again.")
-    if not path.is_file():
-        raise InvalidRequestError(f"{param}: {str(path)!r} is not a file.")
+    roots = None if allowed_dirs is None else [d.resolve() for d in allowed_dirs]
+
+    def refuse_outside() -> InvalidRequestError:
+        where = ", ".join(str(d) for d in allowed_dirs or ()) or "none configured"
+        return InvalidRequestError(
+            f"{param}: {ref!r} is outside the directories this server may read ({where}).",
+            next_step="Upload the image with upload_file (base64_data or file_url), or ask the server's "
+            "operator to add its directory to EVOLINK_ALLOWED_DIRS.",
+        )
+
+    # Checked before opening too: nothing outside the allowed directories is opened, or said to exist.
+    if roots is not None and not any(path.resolve().is_relative_to(r) for r in roots):
+        raise refuse_outside()
     try:
-        with path.open("rb") as handle:
-            head = handle.read(16)
-        size = path.stat().st_size
+        # Non-blocking: opening a FIFO must not wait for a writer. The open file is what gets checked and read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise InvalidRequestError(
+            f"{param}: file not found: {str(path)!r}.", next_step="Check the path and try again."
+        ) from None
     except OSError as exc:
         raise InvalidRequestError(f"{param}: {str(path)!r} cannot be read ({exc.strerror or exc}).") from None
-    kind = sniff_image(head)
-    if kind is None:
-        raise InvalidRequestError(
-            f"{param}: {str(path)!r} is not a JPEG, PNG, GIF or WebP image (checked by its content).",
-            next_step="Convert the file to PNG or JPEG and try again.",
-        )
-    if size > max_bytes:
-        raise InvalidRequestError(
-            f"{param}: {str(path)!r} is {size / 1048576:.1f} MB; the limit is {max_bytes / 1048576:g} MB.",
-            next_step="Resize or compress the image and try again.",
-        )
-    return path, kind[1]
+    handle = os.fdopen(fd, "rb")
+    try:
+        if roots is not None and not any(_opened_path(fd, path).is_relative_to(r) for r in roots):
+            raise refuse_outside()
+        info = os.fstat(fd)
+        if not S_ISREG(info.st_mode):
+            raise InvalidRequestError(f"{param}: {str(path)!r} is not a file.")
+        os.set_blocking(fd, True)
+        try:
+            head = handle.read(16)
+            handle.seek(0)
+        except OSError as exc:
+            raise InvalidRequestError(f"{param}: {str(path)!r} cannot be read ({exc.strerror or exc}).") from None
+        kind = sniff_image(head)
+        if kind is None:
+            raise InvalidRequestError(
+                f"{param}: {str(path)!r} is not a JPEG, PNG, GIF or WebP image (checked by its content).",
+                next_step="Convert the file to PNG or JPEG and try again.",
+            )
+        if info.st_size > max_bytes:
+            raise InvalidRequestError(
+                f"{param}: {str(path)!r} is {info.st_size / 1048576:.1f} MB; the limit is {max_bytes / 1048576:g} MB.",
+                next_step="Resize or compress the image and try again.",
+            )
+        return LocalImage(handle, _opened_path(fd, path), kind[1], info.st_size)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def check_local_image(
+    ref: str, *, param: str, max_bytes: int = MAX_UPLOAD_BYTES, allowed_dirs: Sequence[Path] | None = None
+) -> tuple[Path, str]:
+    """The real path and MIME type of a local image `open_local_image` accepts (it is closed again)."""
+    with open_local_image(ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs) as image:
+        return image.path, image.mime_type
+
+
+def reopen_local_image(path: Path, *, param: str, max_bytes: int = MAX_UPLOAD_BYTES) -> LocalImage:
+    """The image `check_local_image` returned `path` for, opened again: refused unless it is still that file
+    (no symlink or folder swapped in since)."""
+    return open_local_image(str(path), param=param, max_bytes=max_bytes, allowed_dirs=[path])
 
 
 def safe_component(text: str, limit: int = 80) -> str:

@@ -7,6 +7,7 @@ short of.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -576,21 +577,25 @@ class EvolinkClient:
 
     async def upload_file(
         self,
-        path: Path,
+        source: Path | IO[bytes],
         *,
         upload_path: str | None = None,
         file_name: str | None = None,
         mime_type: str = "application/octet-stream",
     ) -> UploadedFile:
-        """POST upload/stream: multipart, streamed from disk in chunks (never read whole)."""
+        """POST upload/stream: multipart, streamed from disk in chunks (never read whole). `source`: a path, or
+        a file open for reading (sent from its start, left open), so that the file checked is the file sent."""
         url = f"{self.files_base_url}/api/v1/files/upload/stream"
         fields = self._upload_fields(upload_path, file_name)
         write_timeout = self.timeouts.write
 
         async def attempt() -> Answer:
-            head, tail, content_type = multipart_envelope(fields, file_name or path.name, mime_type)
+            name = file_name or (source.name if isinstance(source, Path) else "upload")
+            head, tail, content_type = multipart_envelope(fields, name, mime_type)
             # aiohttp has no write timeout: the upload fails when no chunk has gone out for `write` seconds.
-            with path.open("rb") as handle, anyio.CancelScope() as stalled:
+            opened = source.open("rb") if isinstance(source, Path) else contextlib.nullcontext(source)
+            with opened as handle, anyio.CancelScope() as stalled:
+                handle.seek(0)
                 size = os.fstat(handle.fileno()).st_size
 
                 async def body() -> AsyncIterator[bytes]:
@@ -600,7 +605,7 @@ class EvolinkClient:
                         stalled.deadline = anyio.current_time() + write_timeout
                         chunk = await anyio.to_thread.run_sync(handle.read, min(left, UPLOAD_CHUNK))
                         if not chunk:
-                            raise OSError(f"{path.name} shrank while it was being uploaded")
+                            raise OSError(f"{name} shrank while it was being uploaded")
                         left -= len(chunk)
                         yield chunk
                     yield tail

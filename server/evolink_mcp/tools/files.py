@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from ..catalog import reference_kind
 from ..evolink import EvolinkError, FileList, FileQuota, InvalidRequestError, UploadedFile
-from ..media import MAX_UPLOAD_BYTES, check_local_image, sniff_image
+from ..media import MAX_UPLOAD_BYTES, local_path, open_local_image, sniff_image
 from .common import READ_ONLY_REMOTE, REMOTE_DELETE, REMOTE_WRITE, ToolSpec, deps_of, error_result, result
 
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
@@ -100,12 +100,16 @@ def file_tools() -> list[ToolSpec]:
                     f"({'none' if not sources else len(sources)} given)."
                 )
             if file_path:
-                path, mime = await anyio.to_thread.run_sync(
-                    lambda: check_local_image(file_path, param="file_path", allowed_dirs=deps.allowed_dirs)
+                image = await anyio.to_thread.run_sync(
+                    lambda: open_local_image(file_path, param="file_path", allowed_dirs=deps.allowed_dirs)
                 )
-                uploaded = await deps.client.upload_file(
-                    path, upload_path=upload_path, file_name=file_name, mime_type=mime
-                )
+                with image:  # the file checked is the file sent, whatever happens to its path meanwhile
+                    uploaded = await deps.client.upload_file(
+                        image.file,
+                        upload_path=upload_path,
+                        file_name=file_name or local_path(file_path).name,
+                        mime_type=image.mime_type,
+                    )
             elif base64_data:
                 check_base64(base64_data)
                 uploaded = await deps.client.upload_base64(base64_data, upload_path=upload_path, file_name=file_name)
