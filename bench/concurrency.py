@@ -134,6 +134,11 @@ class HttpSession:
         )
         await self._notify("notifications/initialized")
 
+    def drop(self) -> None:
+        """Close the connection but leave the session on the server, as a client that went away does."""
+        if self._streams is not None:
+            self._streams[1].close()
+
     async def close(self) -> None:
         if self._streams is None:
             return

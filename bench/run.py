@@ -18,7 +18,15 @@ from pathlib import Path
 
 from common import Row  # bench/ is not a package: run as a script, its modules import each other by name
 
-BENCHMARKS = ("cold_start", "call_overhead", "polling", "upload_memory", "concurrency", "context_cost")
+BENCHMARKS = (
+    "cold_start",
+    "call_overhead",
+    "polling",
+    "upload_memory",
+    "concurrency",
+    "context_cost",
+    "hostile_memory",
+)
 COLUMNS = ("figure", "ours", "reference", "ratio", "target", "met?")
 
 
