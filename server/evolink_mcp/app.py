@@ -20,6 +20,7 @@ from .evolink import EvolinkClient, RetryPolicy
 from .generation import ImageService
 from .journal import Journal, JournalError, summarize_entry
 from .media import sniff_image
+from .prompts import prompt_specs
 from .settings import Settings
 from .tools import Deps, tool_specs
 from .tools.common import IMAGE_TYPES, SAVED_IMAGES, saved_image_uri
@@ -103,6 +104,8 @@ def build_server(deps: Deps, *, manage_process_resources: bool = True) -> Evolin
         tools=[spec.to_tool() for spec in tool_specs(deps.catalog, deps.settings)],
     )
     _add_resources(server, deps)
+    for prompt in prompt_specs(deps.catalog):
+        server.prompt(name=prompt.name, title=prompt.title, description=prompt.description)(prompt.fn)
     return server
 
 
