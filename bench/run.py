@@ -26,6 +26,7 @@ BENCHMARKS = (
     "concurrency",
     "context_cost",
     "hostile_memory",
+    "soak",
 )
 COLUMNS = ("figure", "ours", "reference", "ratio", "target", "met?")
 
