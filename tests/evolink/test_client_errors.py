@@ -22,6 +22,7 @@ from evolink_mcp.evolink import (
     FilesQuotaError,
     InsufficientCreditsError,
     InternalServerError,
+    ModelUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -130,7 +131,7 @@ async def test_an_invalid_parameter_is_a_bad_request_naming_the_param(one_shot: 
     [
         (429, "insufficient_quota", InsufficientCreditsError),
         (403, "insufficient_user_quota", InsufficientCreditsError),
-        (503, "model_unavailable", UpstreamError),
+        (503, "model_unavailable", ModelUnavailableError),
         (400, "invalid_api_key", AuthenticationError),
         (400, "rate_limit_exceeded", RateLimitError),
         (404, "MODEL_NOT_FOUND", NotFoundError),

@@ -118,10 +118,10 @@ async def test_credits_are_deterministic_and_grow_with_tier_and_n(api: httpx2.As
         ({"model": "gpt-image-2", "size": "1024x1536", "output_format": "jpeg"}, (1024, 1536), "JPEG"),
         (
             {"model": "gpt-image-2", "size": "16:9", "resolution": "2K", "output_format": "webp"},
-            (2048, 1152),
+            (2736, 1536),  # the 2K pixel budget (2048²) at 16:9, sides multiples of 16
             "WEBP",
         ),
-        ({"model": "doubao-seedream-5.0-lite", "size": "3:2", "quality": "3K"}, (3072, 2048), "PNG"),
+        ({"model": "doubao-seedream-5.0-lite", "size": "3:2", "quality": "3K"}, (3744, 2496), "PNG"),  # its table
         ({"model": "z-image-turbo", "size": "2:3"}, (683, 1024), "PNG"),  # no tier: 1024 on the long edge
     ],
 )

@@ -10,6 +10,7 @@ from .validation import (
     echo,
     errors_only,
     reference_kind,
+    reference_size_problems,
     resolve_model,
     validate_request,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "errors_only",
     "load_catalog",
     "reference_kind",
+    "reference_size_problems",
     "resolve_model",
     "validate_request",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +50,28 @@ class SizeSpec(_Spec):
     default: str | None = None
     pixel: PixelRule | None = None
     notes: str | None = None
+    tiers: dict[str, dict[str, str]] | None = None  # documented output pixels: tier -> ratio -> "WxH"
+
+
+class TierBudget(_Spec):
+    """A ratio's output size derived from its tier's pixel count (gpt-image-2): sides multiples of `multiple_of`,
+    scaled down to fit `max_edge` and `max_pixels`."""
+
+    pixels: dict[str, int]
+    multiple_of: int = 16
+    max_edge: int | None = None
+    max_pixels: int | None = None
+
+    def size_for(self, pixels: int, aspect: float) -> tuple[int, int]:
+        width, height = math.sqrt(pixels * aspect), math.sqrt(pixels / aspect)
+        if self.max_edge and max(width, height) > self.max_edge:
+            scale = self.max_edge / max(width, height)
+            width, height = width * scale, height * scale
+        step = self.multiple_of
+        sides = [max(step, math.floor(side / step + 0.5) * step) for side in (width, height)]
+        if self.max_pixels and sides[0] * sides[1] > self.max_pixels:  # rounding up broke the maximum
+            sides = [max(step, math.floor(side / step) * step) for side in (width, height)]
+        return sides[0], sides[1]
 
 
 class EnumSpec(_Spec):
@@ -58,6 +81,8 @@ class EnumSpec(_Spec):
     values: list[str]
     default: str | None = None
     notes: str | None = None
+    budget: TierBudget | None = None
+    ignored_with: list[Literal["auto", "pixels"]] = Field(default_factory=list)  # sizes the tier does not apply to
 
 
 class CountSpec(_Spec):
@@ -77,6 +102,9 @@ class ImageInputSpec(_Spec):
     max_items: int
     min_items: int = 0
     max_mb: float | None = None
+    # The figures of the documents this catalog was built from, where newer docs allow more: above them, a warning.
+    documented_max_items: int | None = None
+    documented_max_mb: float | None = None
     formats: list[str] | None = None
     required: bool = False
     notes: str | None = None
@@ -142,3 +170,27 @@ class ModelSpec(_Spec):
 
     def resolution_values(self) -> list[str]:
         return list(self.resolution.values) if self.resolution is not None else []
+
+    def output_pixels(self, ratio: str, tier: str | None) -> tuple[int, int] | None:
+        """What the docs say a ratio size comes out as at `tier`: their table, else the tier's pixel budget."""
+        width, sep, height = ratio.strip().partition(":")
+        try:
+            aspect = float(width) / float(height)
+        except (ValueError, ZeroDivisionError):
+            return None
+        if not sep or aspect <= 0 or tier is None:
+            return None
+        tier = tier.strip().lower()
+        tables = {name.lower(): rows for name, rows in ((self.size.tiers or {}) if self.size else {}).items()}
+        rows = tables.get(tier, {})
+        if f"{width}:{height}" in rows:
+            found = rows[f"{width}:{height}"].split("x")
+            return int(found[0]), int(found[1])
+        if f"{height}:{width}" in rows:  # the docs give landscape rows; portrait is the same swapped
+            found = rows[f"{height}:{width}"].split("x")
+            return int(found[1]), int(found[0])
+        budget = self.resolution.budget if self.resolution is not None else None
+        pixels = {name.lower(): count for name, count in budget.pixels.items()} if budget else {}
+        if budget is not None and tier in pixels:
+            return budget.size_for(pixels[tier], aspect)
+        return None

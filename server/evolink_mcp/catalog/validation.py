@@ -37,9 +37,8 @@ MAX_PROMPT_CHARACTERS = 200_000
 # Token limits cannot be counted here, only bounded. A token averages about 4 characters of English (fewer in
 # other scripts); only degenerate text (runs of one character, which tokenizers pack into their longest
 # entries) averages more than 32. Past `limit x 32` characters a prompt is certainly over, and refused; past
-# `limit x 4` it only may be, and is sent with a warning.
+# the documented figure itself it only may be, and is sent with a warning.
 MAX_CHARACTERS_PER_TOKEN = 32
-TYPICAL_CHARACTERS_PER_TOKEN = 4
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
@@ -187,12 +186,14 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
         )
     encoded = len(prompt.encode("utf-8"))
     if rule.max_bytes_utf8 and encoded > rule.max_bytes_utf8:
+        # Its docs page counts code points only (CJK included); a newer docs build adds this byte cap: warn only.
         problems.append(
             Problem(
                 "prompt",
-                f"prompt is {encoded} bytes in UTF-8; {spec.id} accepts at most {rule.max_bytes_utf8}. Shorten it.",
+                f"prompt is {encoded} bytes in UTF-8; newer {spec.id} docs also cap a prompt at "
+                f"{rule.max_bytes_utf8} bytes, so it may be refused. Sent as is.",
                 f"{encoded} bytes",
-                [f"<= {rule.max_bytes_utf8} bytes"],
+                severity="warning",
             )
         )
     if rule.max and rule.unit == "tokens" and length > rule.max * MAX_CHARACTERS_PER_TOKEN:
@@ -205,11 +206,13 @@ def _check_prompt(spec: ModelSpec, prompt: str | None) -> list[Problem]:
                 [f"<= {rule.max} tokens"],
             )
         )
-    elif rule.max and rule.unit == "tokens" and length > rule.max * TYPICAL_CHARACTERS_PER_TOKEN:
+    elif rule.max and rule.unit == "tokens" and length > rule.max:
+        # Tokens cannot be counted here, and the docs also publish the figure as a maximum length: past it, warn.
         problems.append(
             Problem(
                 "prompt",
-                f"prompt is {length} characters; {spec.id} accepts about {rule.max} tokens, so it may be refused.",
+                f"prompt is {length} characters; {spec.id} accepts {rule.max} tokens (its docs also give "
+                f"{rule.max} as the maximum length), so it may be refused. Shorten it if it is.",
                 f"{length} characters",
                 severity="warning",
             )
@@ -329,6 +332,28 @@ def _check_tiers(spec: ModelSpec, req: GenerationRequest) -> list[Problem]:
     tier_travels_as_quality = (
         spec.quality is None and spec.resolution is not None and spec.resolution.param == "quality"
     )
+    tier = req.resolution if spec.resolution is not None and spec.resolution.param == "resolution" else None
+    if tier_travels_as_quality:
+        tier = req.quality if req.quality is not None else req.resolution
+    ignored = spec.resolution.ignored_with if spec.resolution is not None else []
+    size = (req.size or "").strip()
+    size_kind = "auto" if size.lower() == "auto" else "pixels" if PIXEL_SIZE.match(size) else None
+    # With auto the default tier is what upstream uses anyway: only another tier is lost.
+    lost = size_kind == "pixels" or (
+        spec.resolution is not None and canonical_choice(tier or "", [spec.resolution.default or ""]) is None
+    )
+    if tier is not None and size_kind in ignored and lost:
+        assert spec.resolution is not None
+        what = "size=auto" if size_kind == "auto" else "an explicit WxH size"
+        problems.append(
+            Problem(
+                spec.resolution.param,
+                f"{spec.resolution.param} {echo(tier)} is ignored by {spec.id} with {what}: the tier applies to "
+                "ratio sizes only. Give a ratio (e.g. size='16:9') for the tier to take effect.",
+                tier,
+                severity="warning",
+            )
+        )
     if tier_travels_as_quality and req.quality is not None and req.resolution is not None:
         problems.append(
             Problem(
@@ -447,6 +472,16 @@ def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) ->
                     [f"{rule.min_items}-{rule.max_items}"],
                 )
             )
+        elif rule.documented_max_items and len(refs) > rule.documented_max_items:
+            problems.append(
+                Problem(
+                    "image_urls",
+                    f"{len(refs)} reference images: {spec.id}'s docs page allows {rule.documented_max_items}, newer "
+                    f"docs {rule.max_items}, so it may be refused. Sent as is.",
+                    len(refs),
+                    severity="warning",
+                )
+            )
         for ref in refs:
             problems += _check_reference(spec, "image_urls", ref, allow_local)
     if req.mask_url is not None:
@@ -465,6 +500,36 @@ def _check_images(spec: ModelSpec, req: GenerationRequest, allow_local: bool) ->
                 problems.append(Problem("mask_url", "mask_url needs the image to edit in image_urls.", req.mask_url))
             problems += _check_reference(spec, "mask_url", req.mask_url, allow_local)
     return problems
+
+
+def reference_size_problems(spec: ModelSpec, param: str, ref: str, size_bytes: int) -> list[Problem]:
+    """A reference image's size against the model's limits: refused above the limit, warned above the documented
+    figure where newer docs allow more."""
+    rule = spec.image_urls
+    if rule is None or param != "image_urls":
+        return []
+    megabytes = size_bytes / (1024 * 1024)
+    if rule.max_mb and megabytes > rule.max_mb:
+        return [
+            Problem(
+                param,
+                f"{clip(ref)} is {megabytes:.1f} MB; {spec.id} accepts at most {rule.max_mb:g} MB per image. "
+                "Resize or compress it.",
+                ref,
+                [f"<= {rule.max_mb:g} MB"],
+            )
+        ]
+    if rule.documented_max_mb and megabytes > rule.documented_max_mb:
+        return [
+            Problem(
+                param,
+                f"{clip(ref)} is {megabytes:.1f} MB: {spec.id}'s docs page allows {rule.documented_max_mb:g} MB, "
+                f"newer docs {rule.max_mb:g} MB, so it may be refused. Sent as is.",
+                ref,
+                severity="warning",
+            )
+        ]
+    return []
 
 
 def _private_host(host: str) -> bool:

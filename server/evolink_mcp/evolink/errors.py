@@ -81,6 +81,8 @@ class APIStatusError(EvolinkError):
     """The API answered with an error status (or a files-API envelope with success=false)."""
 
     status_code: ClassVar[int] = 0
+    # The default next step names the page to go to: an upstream suggestion stays in `suggestion` only.
+    page_advice: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -95,7 +97,8 @@ class APIStatusError(EvolinkError):
         retry_after: float | None = None,
         next_step: str | None = None,
     ) -> None:
-        super().__init__(message, next_step=next_step or suggestion, request_id=request_id)
+        advice = None if self.page_advice else suggestion
+        super().__init__(message, next_step=next_step or advice, request_id=request_id)
         self.status = status
         self.type = type
         self.code = code
@@ -125,12 +128,16 @@ class BadRequestError(APIStatusError):
 
 class AuthenticationError(APIStatusError):
     category = "authentication"
-    default_next_step = "The API key is invalid or expired: set a valid EVOLINK_API_KEY (https://evolink.ai)."
+    page_advice = True
+    default_next_step = (
+        "The API key is invalid or expired: create one at https://evolink.ai/dashboard/keys and set EVOLINK_API_KEY."
+    )
 
 
 class InsufficientCreditsError(APIStatusError):
     category = "insufficient_credits"
-    default_next_step = "Out of credits: top up at https://evolink.ai (billing page), then try again."
+    page_advice = True
+    default_next_step = "Out of credits: top up at https://evolink.ai/dashboard/billing, then try again."
 
 
 class PermissionDeniedError(APIStatusError):
@@ -169,6 +176,13 @@ class UpstreamError(APIStatusError):
     category = "upstream_error"
     retryable = True
     default_next_step = "The model's provider is unavailable: try again later or pick another model."
+
+
+class ModelUnavailableError(APIStatusError):
+    """`model_unavailable` as an error code: as a task error, not worth retrying with the same model."""
+
+    category = "model_unavailable"
+    default_next_step = "The model is unavailable: pick another model (list_models)."
 
 
 class ServiceUnavailableError(APIStatusError):
@@ -258,7 +272,7 @@ CODE_ERRORS: dict[str, type[APIStatusError]] = {
     "insufficient_user_quota": InsufficientCreditsError,
     "model_not_found": NotFoundError,
     "rate_limit_exceeded": RateLimitError,
-    "model_unavailable": UpstreamError,
+    "model_unavailable": ModelUnavailableError,
     "upstream_error": UpstreamError,
     "service_unavailable": ServiceUnavailableError,
 }

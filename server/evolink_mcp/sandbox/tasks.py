@@ -48,7 +48,18 @@ QUALITY_FACTOR = {
     "standard": 1.0,
     "hd": 2.0,
 }
-# Credits per image at the 1K tier, by model id prefix (first match wins; plausible, not Evolink's prices).
+# Credits a request with the model's default tier and quality reserves, as in the example response of its docs
+# page (evolink-api.md's example is gemini-3.1-flash-image-preview's).
+EXAMPLE_CREDITS = {
+    "gemini-2.5-flash-image": 1.6,
+    "gemini-3.1-flash-image-preview": 1.6,
+    "gemini-3-pro-image-preview": 1.6,
+    "nano-banana-2-lite": 1.6,
+    "gpt-image-2": 2.5,
+    "gpt-image-2-beta": 2.5,
+}
+# Models without a documented example: credits per image at the 1K tier, by model id prefix (first match wins;
+# plausible, not Evolink's prices).
 FAMILY_CREDITS = (
     ("gemini-3-pro", 4.0),
     ("nano-banana-pro", 4.0),
@@ -194,13 +205,21 @@ def _ratio(text: str) -> tuple[float, float] | None:
 
 
 def image_dimensions(spec: ModelSpec, req: GenerationRequest) -> tuple[int, int]:
-    """Pixel size of each result: explicit WxH as sent, else the aspect ratio at the tier's long edge."""
-    tier = effective_tier(spec, req)
-    edge = TIER_EDGE.get((tier or "").lower(), 1024)
-    size = req.size or (spec.size.default if spec.size is not None else None) or "1:1"
+    """Pixel size of each result: explicit WxH as sent; a ratio as the model's docs size it (their table, or the
+    tier's pixel budget); else the ratio at the tier's long edge. `auto` draws a square."""
+    size = (req.size or (spec.size.default if spec.size is not None else None) or "1:1").strip()
     pixels = PIXEL_SIZE.match(size)
     if pixels:
         return max(1, int(pixels.group(1))), max(1, int(pixels.group(2)))
+    tier = effective_tier(spec, req)
+    if size.lower() == "auto":
+        size = "1:1"
+        if spec.resolution is not None and "auto" in spec.resolution.ignored_with:
+            tier = spec.resolution.default
+    documented = spec.output_pixels(size, tier)
+    if documented is not None:
+        return documented
+    edge = TIER_EDGE.get((tier or "").lower(), 1024)
     ratio = _ratio(size) or (1.0, 1.0)
     if ratio[0] >= ratio[1]:
         return edge, max(1, round(edge * ratio[1] / ratio[0]))
@@ -215,10 +234,17 @@ def image_format(req: GenerationRequest) -> str:
 
 
 def credits_for(spec: ModelSpec, req: GenerationRequest, n: int) -> float:
-    """Deterministic price: family base x tier factor x quality factor x images."""
-    base = next((credits for prefix, credits in FAMILY_CREDITS if spec.id.startswith(prefix)), 1.0)
+    """Deterministic price: base x tier factor x quality factor x images. The base is the documented example's
+    figure for the model's default request where its docs show one, else a family figure at 1K."""
     tier = TIER_FACTOR.get((effective_tier(spec, req) or "").lower(), 1.0)
     quality = QUALITY_FACTOR.get((effective_quality(spec, req) or "").lower(), 1.0)
+    if spec.id in EXAMPLE_CREDITS:
+        default = GenerationRequest()
+        tier /= TIER_FACTOR.get((effective_tier(spec, default) or "").lower(), 1.0)
+        quality /= QUALITY_FACTOR.get((effective_quality(spec, default) or "").lower(), 1.0)
+        base = EXAMPLE_CREDITS[spec.id]
+    else:
+        base = next((credits for prefix, credits in FAMILY_CREDITS if spec.id.startswith(prefix)), 1.0)
     return round(base * tier * quality * n, 2)
 
 
