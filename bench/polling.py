@@ -18,8 +18,8 @@ import anyio
 from common import Row, ratio
 from evolink_mcp.catalog import load_catalog
 from evolink_mcp.evolink import EvolinkClient, Task
-from evolink_mcp.generation import ImageService
-from evolink_mcp.journal import Journal
+from evolink_mcp.images import ImageService
+from evolink_mcp.journal import Journal, TaskRecord
 from evolink_mcp.sandbox import SandboxConfig, SandboxServer
 from evolink_mcp.settings import Settings
 
@@ -57,11 +57,14 @@ async def _measure(home: Path) -> tuple[list[Outcome], list[Outcome]]:
                 body = {"model": catalog.default.id, "prompt": f"a lighthouse [sandbox:duration={duration:g}]"}
                 first = await client.submit_generation(body)
                 if adaptive:
-                    task = await service.wait(first.id, duration + 60, first=first)
+                    record = TaskRecord.of_task(first)
+                    record.apply(first)
+                    await service.wait(record, duration + 60)
+                    status = record.status
                 else:
-                    task = await _fixed_cadence(client, first)
+                    status = (await _fixed_cadence(client, first)).status
                 reported = time.monotonic()
-                assert task.status == "completed", task
+                assert status == "completed", status
                 sandbox_task = sandbox.state.tasks[first.id]
                 ready = sandbox_task.started + sandbox_task.duration
                 polls = sum(1 for r in sandbox.state.requests("tasks") if r.path.endswith("/" + first.id))

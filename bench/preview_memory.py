@@ -18,7 +18,7 @@ from pathlib import Path
 CHILD = """
 import sys, time
 from PIL import Image
-from evolink_mcp.media import _encode_preview
+from evolink_mcp.images.previews import _encode_preview
 def peak_kb():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))

@@ -17,7 +17,7 @@ from mcp_types import Resource as MCPResource
 from . import __version__
 from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient, RetryPolicy
-from .generation import ImageService
+from .images import Clock, ImageService
 from .journal import Journal, JournalError, summarize_entry
 from .media import sniff_image
 from .prompts import prompt_specs
@@ -41,6 +41,7 @@ def build_deps(
     allowed_dirs: Sequence[Path] | None,
     catalog: Catalog | None = None,
     retry: RetryPolicy | None = None,
+    clock: Clock | None = None,
 ) -> Deps:
     """The one set of dependencies for this process (no network, no I/O beyond reading the catalog)."""
     catalog = catalog or load_catalog(settings.catalog_file, settings.default_model)
@@ -55,7 +56,7 @@ def build_deps(
         settings=settings,
         catalog=catalog,
         client=client,
-        service=ImageService(settings, catalog, client, Journal(settings.state_dir)),
+        service=ImageService(settings, catalog, client, Journal(settings.state_dir), clock=clock),
         allowed_dirs=allowed_dirs,
     )
 

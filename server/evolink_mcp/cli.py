@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--out", type=Path, help="output directory (EVOLINK_OUTPUT_DIR)")
     generate.add_argument("--wait", type=float, default=300, help="seconds to wait for the result")
+    generate.add_argument(
+        "--request-id",
+        help="your id for this request: the same id again returns its task instead of paying twice",
+    )
     _add_common(generate)
 
     models = commands.add_parser("models", help="print the model catalog")
@@ -180,11 +184,15 @@ class ProgressBar:
         self.tty = sys.stderr.isatty()
         self.last = ""
 
-    def update(self, task: Any) -> None:
-        done = int(task.progress // 5)
+    async def update(self, task: Any) -> None:
+        if not self.last:
+            credits = f", {task.credits:g} credits reserved" if task.credits is not None else ""
+            sys.stderr.write(f"task {task.task_id} submitted ({task.model}{credits})\n")
+        progress = task.progress or 0
+        done = int(progress // 5)
         left = task.estimated_seconds_left
         eta = f" ~{left:.0f}s left" if left and not task.is_terminal else ""
-        line = f"[{'#' * done}{'.' * (20 - done)}] {task.progress:3.0f}% {task.status}{eta}"
+        line = f"[{'#' * done}{'.' * (20 - done)}] {progress:3.0f}% {task.status}{eta}"
         if line == self.last:
             return
         self.last = line
@@ -199,10 +207,9 @@ class ProgressBar:
 async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     from .app import build_deps
     from .catalog import GenerationRequest
-    from .evolink import EvolinkError, InvalidRequestError, task_failure_advice
+    from .evolink import InvalidRequestError, task_failure_advice
 
     deps = build_deps(settings, allowed_dirs=None)
-    service = deps.service
     request = GenerationRequest(
         prompt=args.prompt,
         size=args.size,
@@ -215,60 +222,61 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
     )
     bar = ProgressBar()
     try:
-        prepared = service.prepare(args.model, request, allowed_dirs=None)
-        for warning in prepared.warnings:
-            print(f"warning: {warning.message}", file=sys.stderr)
-        task = (await service.submit(prepared)).task
-        credits = task.usage.credits_reserved
-        print(
-            f"task {task.id} submitted ({prepared.spec.id}"
-            + (f", {credits:g} credits reserved)" if credits is not None else ")"),
-            file=sys.stderr,
+        outcome = await deps.service.generate(
+            args.model,
+            request,
+            allowed_dirs=None,
+            request_key=args.request_id,
+            wait_seconds=args.wait,
+            on_update=bar.update,
+            previews=False,
         )
-
-        async def show(t: Any) -> None:
-            bar.update(t)
-
-        task = await service.wait(task.id, args.wait, first=task, on_update=show)
-        bar.close()
-        if task.succeeded:
-            results = await service.save(task)
-            for image in results.images:
-                print(image.path)
-            if results.save_error:
-                print(f"error: saving failed: {results.save_error}", file=sys.stderr)
-                for url in results.urls:
-                    print(f"result URL (expires in 24 h): {url}", file=sys.stderr)
-                return EXIT_ERROR
-            return 0
-        if task.status == "failed":
-            code = task.error.code if task.error else None
-            advice = task_failure_advice(code)
-            print(
-                f"error: task {task.id} failed: {code}: {task.error.message if task.error else ''}\n"
-                f"next step: {advice.next_step}",
-                file=sys.stderr,
-            )
-            return EXIT_FAILED
-        if task.is_terminal:
-            print(f"error: task {task.id} ended with status {task.status!r}", file=sys.stderr)
-            return EXIT_FAILED
-        print(
-            f"task {task.id} is still {task.status} ({task.progress:.0f}%); check it later with the check_task tool",
-            file=sys.stderr,
-        )
-        return EXIT_STILL_RUNNING
-    except InvalidRequestError as exc:
-        bar.close()
-        print(f"error: {exc.message}\nnext step: {exc.next_step}", file=sys.stderr)
-        return EXIT_INVALID
-    except EvolinkError as exc:
-        bar.close()
-        print(f"error ({exc.category}): {exc.message}\nnext step: {exc.next_step}", file=sys.stderr)
-        return EXIT_ERROR
     finally:
+        bar.close()
         await deps.client.aclose()
-        service.journal.close()
+        deps.service.journal.close()
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    record, error = outcome.record, outcome.error
+    if record is None:
+        assert error is not None
+        if isinstance(error, InvalidRequestError):
+            print(f"error: {error.message}\nnext step: {error.next_step}", file=sys.stderr)
+            return EXIT_INVALID
+        print(f"error ({error.category}): {error.message}\nnext step: {error.next_step}", file=sys.stderr)
+        key = error.to_dict().get("idempotency_key")
+        if outcome.charged == "unknown":
+            print("charged: unknown — a task may have been created.", file=sys.stderr)
+        if key:
+            print(f"retry with --request-id {key}: if the task exists it is returned, not paid twice", file=sys.stderr)
+        return EXIT_ERROR
+    results = outcome.results
+    if results is not None:
+        for image in results.images:
+            print(image.path)
+        if results.save_error:
+            print(f"error: saving failed: {results.save_error}", file=sys.stderr)
+            for url in results.urls:
+                print(f"result URL (expires in 24 h): {url}", file=sys.stderr)
+            return EXIT_ERROR
+        return 0
+    if record.status == "failed":
+        advice = task_failure_advice(record.error_code or None)
+        print(
+            f"error: task {record.task_id} failed: {record.error_code}: {record.error_message or ''}\n"
+            f"next step: {advice.next_step}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if record.is_terminal:
+        print(f"error: task {record.task_id} ended with status {record.status!r}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"task {record.task_id} is still {record.status} ({record.progress or 0:.0f}%); check it later with the "
+        "check_task tool",
+        file=sys.stderr,
+    )
+    return EXIT_STILL_RUNNING
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ import anyio
 import anyio.lowlevel
 from pydantic import BaseModel, Field
 
-from .evolink import EvolinkError
+from .evolink import EvolinkError, Task
 
 if TYPE_CHECKING:
     import sqlite3
@@ -88,10 +88,11 @@ class JournalError(EvolinkError):
 
 
 @dataclass
-class Entry:
-    """One submission as the journal knows it."""
+class TaskRecord:
+    """One submission as the journal knows it, kept up to date by whoever follows the task: the one shape of a
+    task from the journal to the outputs (the wire Task stays at the client; see `apply`)."""
 
-    request_key: str
+    request_key: str | None  # None: a task the journal does not know (submitted elsewhere)
     fingerprint: str
     state: str
     model: str | None
@@ -110,6 +111,46 @@ class Entry:
     error_message: str | None = None
     finished: bool = False
     owner: str | None = None  # the process that follows it (see OWNERS_DIR)
+    estimated_seconds_left: float | None = None  # the last poll's estimate: not stored
+
+    @classmethod
+    def of_task(cls, task: Task) -> TaskRecord:
+        """A record of a task the journal does not know, for `apply` to fill in from its state upstream."""
+        now = time.time()
+        plausible = task.created is not None and 0 < task.created < 2**35  # an upstream's word: only a real time
+        created = float(task.created) if task.created is not None and plausible else now
+        return cls(None, "", SUBMITTED, task.model, None, {}, created, now, task_id=task.id)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Completed, failed, or any status we do not know (e.g. 'cancelled'): stop polling."""
+        return self.status is not None and self.status not in ("pending", "processing")
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "completed"
+
+    def apply(self, task: Task) -> dict[str, Any]:
+        """Take in the task's state upstream; returns the fields the journal should write: those of a status
+        change, else none (not every progress tick)."""
+        changed = task.status != self.status
+        self.status, self.progress = task.status, task.progress
+        self.estimated_seconds_left = None if task.is_terminal else task.estimated_seconds_left
+        self.model = task.model or self.model
+        if task.usage.credits_reserved is not None:
+            self.credits = task.usage.credits_reserved
+        if not changed:
+            return {}
+        fields: dict[str, Any] = {"status": task.status, "progress": task.progress}
+        if task.error is not None:
+            self.error_code, self.error_message = str(task.error.code or ""), task.error.message
+            fields.update(error_code=self.error_code, error_message=self.error_message)
+        if task.succeeded:
+            self.result_urls = fields["result_urls"] = task.image_urls
+        elif task.is_terminal:
+            self.finished = True  # failed, cancelled, ...: nothing left to fetch
+            fields["finished"] = 1
+        return fields
 
     @property
     def created(self) -> str:
@@ -120,8 +161,8 @@ class Entry:
         return datetime.fromtimestamp(self.updated_at, timezone.utc).isoformat(timespec="seconds")
 
 
-def _entry(row: sqlite3.Row) -> Entry:
-    return Entry(
+def _record(row: sqlite3.Row) -> TaskRecord:
+    return TaskRecord(
         request_key=row["request_key"],
         fingerprint=row["fingerprint"],
         state=row["state"],
@@ -375,17 +416,21 @@ class Journal:
 
     async def record_intent(
         self, request_key: str, fingerprint: str, model: str, prompt: str | None, request: dict[str, Any]
-    ) -> None:
-        """Before the POST: what is about to be submitted, under which idempotency key."""
+    ) -> TaskRecord:
+        """Before the POST: what is about to be submitted, under which idempotency key; returns its record."""
         now = time.time()
-        await self._run(
-            lambda db: db.execute(
+
+        def write(db: sqlite3.Connection) -> sqlite3.Row:
+            db.execute(
                 "INSERT INTO submissions (request_key, fingerprint, state, model, prompt, request_json,"
                 " created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(request_key)"
                 " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, owner = excluded.owner",
                 (request_key, fingerprint, SUBMITTING, model, prompt, json.dumps(request), now, now, self.owner),
             )
-        )
+            # Read back: a retry under the same key keeps the first attempt's record (its creation time).
+            return db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
+
+        return _record(await self._run(write))
 
     async def record_outcome(self, request_key: str, state: str) -> None:
         """The POST failed: REFUSED (nothing created) or UNKNOWN (a task may exist)."""
@@ -430,24 +475,24 @@ class Journal:
 
     # Reads
 
-    async def by_request_key(self, request_key: str) -> Entry | None:
+    async def by_request_key(self, request_key: str) -> TaskRecord | None:
         row = await self._run(
             lambda db: db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
         )
-        return _entry(row) if row else None
+        return _record(row) if row else None
 
-    async def by_task_id(self, task_id: str, *, quick: bool = False) -> Entry | None:
+    async def by_task_id(self, task_id: str, *, quick: bool = False) -> TaskRecord | None:
         """With `quick`, read on the event loop when that cannot wait (see `_read`), else in a worker thread."""
         read = self._read if quick else self._run
         row = await read(lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone())
-        return _entry(row) if row else None
+        return _record(row) if row else None
 
-    def by_task_id_now(self, task_id: str) -> Entry | None:
+    def by_task_id_now(self, task_id: str) -> TaskRecord | None:
         """Synchronous lookup, for resource reads."""
         row = self._run_sync(
             lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
         )
-        return _entry(row) if row else None
+        return _record(row) if row else None
 
     async def mark_interrupted(self, before: float) -> int:
         """Submissions left SUBMITTING (recorded before `before`) by a process that stopped mid-POST: their
@@ -479,31 +524,31 @@ class Journal:
         )
         return [(json.loads(r["request_json"]), float(r["credits"])) for r in rows]
 
-    async def adopt_unfinished(self, newer_than: float, before: float) -> tuple[list[Entry], int]:
+    async def adopt_unfinished(self, newer_than: float, before: float) -> tuple[list[TaskRecord], int]:
         """(submissions still worth following that stopped processes left, now this process's; how many were
         left to the running processes that follow them): a task id, not finished, submitted between the two
         times."""
 
-        def adopt(db: sqlite3.Connection) -> tuple[list[Entry], int]:
+        def adopt(db: sqlite3.Connection) -> tuple[list[TaskRecord], int]:
             rows = db.execute(
                 "SELECT * FROM submissions WHERE finished = 0 AND task_id IS NOT NULL AND created_at > ?"
                 " AND created_at < ? ORDER BY created_at",
                 (newer_than, before),
             ).fetchall()
-            adopted = [replace(_entry(row), owner=self.owner) for row in rows if self._take(db, row)]
+            adopted = [replace(_record(row), owner=self.owner) for row in rows if self._take(db, row)]
             return adopted, len(rows) - len(adopted)
 
         return await self._run(adopt)
 
-    async def take(self, task_id: str) -> tuple[bool, Entry | None]:
+    async def take(self, task_id: str) -> tuple[bool, TaskRecord | None]:
         """(whether this process is to follow `task_id`, its entry): it owns it, or now does as its owner
         stopped; not when another running process follows it. A task the journal does not know is this one's."""
 
-        def take(db: sqlite3.Connection) -> tuple[bool, Entry | None]:
+        def take(db: sqlite3.Connection) -> tuple[bool, TaskRecord | None]:
             row = db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
             if row is None:
                 return True, None
-            return (True, replace(_entry(row), owner=self.owner)) if self._take(db, row) else (False, _entry(row))
+            return (True, replace(_record(row), owner=self.owner)) if self._take(db, row) else (False, _record(row))
 
         return await self._run(take)
 
@@ -521,7 +566,7 @@ class Journal:
             ).rowcount
         )
 
-    async def recent(self, status: str | None = None, limit: int = 20) -> list[Entry]:
+    async def recent(self, status: str | None = None, limit: int = 20) -> list[TaskRecord]:
         """The newest submissions, optionally only those with this task status (or journal state)."""
 
         def query(db: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -533,7 +578,7 @@ class Journal:
                 (status, status, limit),
             ).fetchall()
 
-        return [_entry(r) for r in await self._run(query)]
+        return [_record(r) for r in await self._run(query)]
 
 
 # How an entry is shown to people and models (list_tasks, `evolink-mcp tasks`, evolink://tasks/{id}).
@@ -559,14 +604,14 @@ class TaskSummary(BaseModel):
     updated: str
 
 
-def summarize_entry(entry: Entry) -> TaskSummary:
+def summarize_entry(entry: TaskRecord) -> TaskSummary:
     """An entry as list_tasks and `evolink-mcp tasks` show it."""
     prompt = entry.prompt
     if prompt and len(prompt) > PROMPT_PREVIEW:
         prompt = prompt[: PROMPT_PREVIEW - 1] + "…"
     return TaskSummary(
         task_id=entry.task_id,
-        client_request_id=entry.request_key,
+        client_request_id=entry.request_key or "",
         state=entry.state,
         status=entry.status,
         progress=entry.progress,

@@ -131,6 +131,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "true",
         "Put a resource_link to each saved image in results (false for clients that mishandle them).",
     ),
+    EnvVar(
+        "EVOLINK_RESULT_CACHE_SIZE",
+        "result_cache_size",
+        "64",
+        "Completed tasks whose results (and previews) stay in memory; older ones are read again from disk.",
+    ),
     EnvVar("EVOLINK_STATE_DIR", "state_dir", "per-user state folder", "Where the task journal is kept."),
     EnvVar("EVOLINK_LOG_LEVEL", "log_level", "INFO", "Log level of the stderr log."),
 )
@@ -163,6 +169,7 @@ class Settings:
     max_download_bytes: int = 200 * 1024 * 1024
     download_allow_hosts: tuple[str, ...] = ()
     resource_links: bool = True
+    result_cache_size: int = 64
     # A call's result downloads may run until its wait_seconds end, and for at least this long.
     min_save_seconds: float = 10.0
 
@@ -177,6 +184,8 @@ class Settings:
             raise SettingsError("EVOLINK_PREVIEW_MAX_BYTES must be 0 or more.")
         if self.max_credits_per_call is not None and self.max_credits_per_call <= 0:
             raise SettingsError("EVOLINK_MAX_CREDITS_PER_CALL must be more than 0.")
+        if self.result_cache_size < 1:
+            raise SettingsError("EVOLINK_RESULT_CACHE_SIZE must be 1 or more.")
         if self.sandbox_task_seconds < 0:
             raise SettingsError("EVOLINK_SANDBOX_TASK_SECONDS must be 0 or more.")
         if not self.output_dir.is_absolute():
@@ -239,7 +248,7 @@ def _convert(var: EnvVar, raw: str) -> Any:
     try:
         if var.field in ("wait_seconds", "sandbox_task_seconds", "max_credits_per_call"):
             return float(raw)
-        if var.field in ("preview_max_bytes", "mcp_max_sessions"):
+        if var.field in ("preview_max_bytes", "mcp_max_sessions", "result_cache_size"):
             return int(raw)
         if var.field in ("mcp_session_idle_seconds", "mcp_read_seconds"):
             return float(raw)

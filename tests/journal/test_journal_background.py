@@ -15,7 +15,7 @@ from journal_support import journal_row
 from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.app import build_deps, build_server
-from evolink_mcp.generation import FOLLOW_LIMIT_SECONDS
+from evolink_mcp.images.follower import FOLLOW_LIMIT_SECONDS
 from evolink_mcp.journal import JOURNAL_FILE
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings

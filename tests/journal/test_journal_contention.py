@@ -14,7 +14,7 @@ from journal_support import LockHolder
 from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.app import build_deps, build_server
-from evolink_mcp.generation import ImageService
+from evolink_mcp.images import ImageService
 from evolink_mcp.journal import JOURNAL_FILE, Journal
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings

@@ -16,7 +16,7 @@ import pytest
 from hostile_results import TASK_ID, HostileUpstream, bilevel_png
 from PIL import Image
 
-from evolink_mcp.generation import MAX_RESULT_URLS
+from evolink_mcp.images.results import MAX_RESULT_URLS
 from evolink_mcp.media import DOWNLOADS_PER_TASK
 
 pytestmark = pytest.mark.anyio

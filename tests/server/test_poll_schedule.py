@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from evolink_mcp.evolink import Task
-from evolink_mcp.generation import (
+from evolink_mcp.images.polling import (
     FIRST_POLL_DELAY,
     MAX_POLL_DELAY,
     NEAR_END_POLL_DELAY,

@@ -19,7 +19,7 @@ import pytest
 from mcp.server.mcpserver import MCPServer
 from PIL import Image
 
-from evolink_mcp.media import PREVIEW_MAX_EDGE, PREVIEW_QUEUE_MAX, PREVIEW_SLOTS
+from evolink_mcp.images.previews import PREVIEW_MAX_EDGE, PREVIEW_QUEUE_MAX, PREVIEW_SLOTS
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..catalog import Catalog, echo
 from ..evolink import EvolinkClient, EvolinkError, InvalidRequestError
-from ..generation import ImageService
+from ..images import ImageService
 from ..settings import Settings
 
 log = logging.getLogger(__name__)

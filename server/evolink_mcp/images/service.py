@@ -1,0 +1,384 @@
+"""The generation use cases, shared by the MCP tools and the CLI: `generate` and `check`, each returning one
+`TaskOutcome` that the caller renders. Nothing here knows MCP."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+
+from ..catalog import (
+    Catalog,
+    GenerationRequest,
+    ModelSpec,
+    Problem,
+    build_body,
+    errors_only,
+    reference_kind,
+    resolve_model,
+    validate_request,
+)
+from ..evolink import (
+    EvolinkClient,
+    EvolinkError,
+    InvalidRequestError,
+    SpendingCapError,
+    SubmissionOutcomeUnknownError,
+)
+from ..journal import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError, TaskRecord
+from ..media import MAX_UPLOAD_BYTES, check_local_image, reopen_local_image, upload_name
+from ..settings import Settings
+from .follower import Follower
+from .polling import Clock, Update, wait_for_end
+from .previews import Preview
+from .results import ResultStore, TaskResults
+
+log = logging.getLogger(__name__)
+
+Charged = Literal["no", "unknown"]
+
+
+@dataclass
+class PreparedRequest:
+    """A request that passed every local check; local references still to be uploaded."""
+
+    spec: ModelSpec
+    request: GenerationRequest
+    warnings: list[Problem]
+    local_refs: dict[str, tuple[Path, str]]  # reference string -> (path, mime type)
+
+
+@dataclass
+class Submission:
+    """A submitted generation: its task's record, and how it came about."""
+
+    record: TaskRecord
+    reused: bool = False  # the journal already had this request's task: nothing was sent
+    note: str | None = None
+
+
+@dataclass
+class TaskOutcome:
+    """What a use case ends with, for a caller to render: the task (its record) and, when it completed, its saved
+    images; or, when no task came of it, the error and whether anything was charged."""
+
+    record: TaskRecord | None = None
+    results: TaskResults | None = None
+    previews: list[Preview] = field(default_factory=list)
+    previews_skipped: int = 0  # left out because the server was busy making others: worth asking again
+    warnings: list[str] = field(default_factory=list)
+    poll_error: EvolinkError | None = None  # following failed for now; the task itself is safe
+    followed: bool = False  # the server follows it in the background
+    error: EvolinkError | None = None  # no task: why
+    charged: Charged | None = None  # for `error` on a (paid) submission
+
+
+def _invalid(problems: Sequence[Problem]) -> InvalidRequestError:
+    # The agent fixes what the message names: name the parameter where the message does not already.
+    lines = [p.message if p.param in p.message else f"{p.param}: {p.message}" for p in problems]
+    text = lines[0] if len(lines) == 1 else "The request has problems:\n" + "\n".join(f"- {m}" for m in lines)
+    return InvalidRequestError(text, problems=list(problems))
+
+
+def _tier(request: dict[str, Any]) -> tuple[Any, Any]:
+    return request.get("quality"), request.get("resolution")
+
+
+class ImageService:
+    """Generation as a user sees it. One per process; shared by every MCP session.
+
+    Every submission goes through the journal (intent before the POST, then task id, status, results),
+    so a lost answer, a cancelled call or a restart never loses a task, and a client_request_id
+    never pays twice.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        client: EvolinkClient,
+        journal: Journal | None = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.client = client
+        self.journal = journal or Journal(None)
+        self.clock = clock or Clock()
+        self.results = ResultStore(settings, catalog, client, self.journal)
+        self.follower = Follower(self)
+
+    # The use cases
+
+    async def generate(
+        self,
+        model: str | None,
+        request: GenerationRequest,
+        *,
+        allowed_dirs: Sequence[Path] | None,
+        request_key: str | None = None,
+        max_credits: float | None = None,
+        wait_seconds: float | None = None,
+        on_update: Update | None = None,
+        previews: bool = True,
+    ) -> TaskOutcome:
+        """Resolve the model, check the request and the spending cap, upload local references, submit (once per
+        request key), wait with updates, save. A refusal comes back as the outcome's error."""
+        caps = [c for c in (max_credits, self.settings.max_credits_per_call) if c is not None]
+        cap = min(caps) if caps else None
+        try:
+            prepared = self.prepare(model, request, allowed_dirs=allowed_dirs)
+            await self.check_spending(prepared, cap)
+        except EvolinkError as exc:
+            return TaskOutcome(error=exc, charged="no")
+        try:
+            submission = await self.submit(prepared, request_key=request_key)
+        except EvolinkError as exc:
+            return TaskOutcome(error=exc, charged=exc.charged)
+        record = submission.record
+        warnings = [p.message for p in prepared.warnings]
+        if submission.reused:
+            warnings.append(f"client_request_id {request_key!r} already has this task: nothing new was sent.")
+        if submission.note:
+            warnings.append(submission.note)
+        if cap is not None and record.credits is not None and record.credits > cap:
+            warnings.append(
+                f"This task reserved {record.credits:g} credits, over your cap of {cap:g}. Evolink has no way to "
+                "cancel a task, so it will run; lower quality or n next time."
+            )
+        wait = self.settings.wait_seconds if wait_seconds is None else wait_seconds
+        return await self.follow(record, wait, on_update=on_update, previews=previews, warnings=warnings)
+
+    async def check(
+        self, task_id: str, wait_seconds: float = 0, *, on_update: Update | None = None, previews: bool = True
+    ) -> TaskOutcome:
+        """A task's state, waited for up to `wait_seconds`; a completed task's images saved (once) and shown."""
+        record: TaskRecord | None = None  # read once: each journal read is a worker-thread round trip
+        try:
+            # Quick: check_task starts here, and a thread round trip is a good part of its latency.
+            record = await self.journal.by_task_id(task_id, quick=True)
+            if record is not None and await self.results.known(record) is not None:
+                return await self._outcome(record, previews=previews)  # saved already: no need to ask upstream
+        except JournalError as exc:
+            log.warning("check_task %s: %s; asking upstream", task_id, exc.message)
+        try:
+            record = await self.look(task_id, record)
+        except EvolinkError as exc:
+            return TaskOutcome(error=exc)
+        return await self.follow(record, wait_seconds, on_update=on_update, previews=previews)
+
+    async def follow(
+        self,
+        record: TaskRecord,
+        wait_seconds: float,
+        *,
+        on_update: Update | None = None,
+        previews: bool = True,
+        warnings: list[str] | None = None,
+    ) -> TaskOutcome:
+        """Wait up to `wait_seconds` with updates, then the outcome; what is still running is followed on in
+        the background (also when the caller stops waiting: the images are paid for all the same)."""
+        assert record.task_id is not None
+        # Its result downloads too end with the wait (given at least min_save_seconds): a slow one is left to the
+        # background follower rather than hold the call.
+        save_deadline = time.monotonic() + max(wait_seconds, self.settings.min_save_seconds)
+        poll_error: EvolinkError | None = None
+        try:
+            if wait_seconds > 0 and not record.is_terminal:
+                try:
+                    await self.wait(record, wait_seconds, on_update=on_update)
+                except EvolinkError as exc:  # never lose the task over a failed poll
+                    poll_error = exc
+            if not record.is_terminal:
+                self.follower.follow(record.task_id)
+            return await self._outcome(
+                record, warnings=warnings, poll_error=poll_error, save_deadline=save_deadline, previews=previews
+            )
+        except anyio.get_cancelled_exc_class():
+            self.follower.follow(record.task_id)
+            raise
+
+    async def _outcome(
+        self,
+        record: TaskRecord,
+        *,
+        warnings: list[str] | None = None,
+        poll_error: EvolinkError | None = None,
+        save_deadline: float | None = None,
+        previews: bool = True,
+    ) -> TaskOutcome:
+        assert record.task_id is not None
+        outcome = TaskOutcome(record, warnings=list(warnings or []), poll_error=poll_error)
+        if record.succeeded:
+            outcome.results = await self.results.save(record, deadline=save_deadline)
+            if previews:
+                outcome.previews, outcome.previews_skipped = await self.results.previews(outcome.results)
+            if outcome.results.save_error:
+                self.follower.follow(record.task_id)  # keeps trying to save on its own, a few times
+        elif not record.is_terminal:
+            outcome.followed = self.follower.is_followed(record.task_id)
+        return outcome
+
+    # Checking and submitting
+
+    def prepare(
+        self, model: str | None, request: GenerationRequest, *, allowed_dirs: Sequence[Path] | None
+    ) -> PreparedRequest:
+        """Every check that needs no network: model, parameters, local files. Raises InvalidRequestError."""
+        spec = resolve_model(self.catalog, model)
+        if isinstance(spec, Problem):
+            raise _invalid([spec])
+        problems = validate_request(spec, request, allow_local_files=True)
+        errors = errors_only(problems)
+        if errors:
+            raise _invalid(errors)
+        local_refs: dict[str, tuple[Path, str]] = {}
+        limit_mb = spec.image_urls.max_mb if spec.image_urls else None
+        max_bytes = int(limit_mb * 1024 * 1024) if limit_mb else MAX_UPLOAD_BYTES
+        refs = [("image_urls", r) for r in request.image_urls]
+        if request.mask_url:
+            refs.append(("mask_url", request.mask_url))
+        for param, ref in refs:
+            if reference_kind(ref) == "local" and ref not in local_refs:
+                local_refs[ref] = check_local_image(ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs)
+        return PreparedRequest(spec, request, [p for p in problems if p.severity == "warning"], local_refs)
+
+    async def estimate_credits(self, prepared: PreparedRequest) -> float | None:
+        """Credits this request will likely reserve, from what the same model and tier reserved before."""
+        wanted = build_body(prepared.spec, prepared.request)
+        count = wanted.get("n") or 1
+        for request, credits in await self.journal.credits_seen(prepared.spec.id):
+            if _tier(request) == _tier(wanted):
+                return credits / (request.get("n") or 1) * count
+        return None
+
+    async def check_spending(self, prepared: PreparedRequest, cap: float | None) -> float | None:
+        """Refuse (before anything is sent) a request whose estimated cost exceeds `cap`; returns the estimate."""
+        if cap is None:
+            return None
+        estimate = await self.estimate_credits(prepared)
+        if estimate is not None and estimate > cap:
+            raise SpendingCapError(
+                f"This request would reserve about {estimate:g} credits ({prepared.spec.id}, judged by earlier "
+                f"requests of the same model and tier), over the cap of {cap:g}.",
+                next_step="Raise max_credits (or EVOLINK_MAX_CREDITS_PER_CALL), or pick a cheaper model, "
+                "a lower quality tier or fewer images.",
+            )
+        return estimate
+
+    async def upload_local_refs(self, prepared: PreparedRequest) -> GenerationRequest:
+        """Upload local reference files (streamed) and return the request with their file URLs."""
+        urls: dict[str, str] = {}
+        by_name: dict[str, str] = {}  # one upload per file, however many ways it is referenced
+        for ref, (path, mime) in prepared.local_refs.items():
+            name = upload_name(path)
+            if name not in by_name:
+                # Opened again as the very file prepare() checked: a path swapped since is refused, not sent.
+                reopen = functools.partial(reopen_local_image, path, param="image_urls")
+                with await anyio.to_thread.run_sync(reopen) as image:
+                    uploaded = await self.client.upload_file(image.file, file_name=name, mime_type=mime)
+                by_name[name] = uploaded.file_url
+            urls[ref] = by_name[name]
+        request = prepared.request
+        mask = urls.get(request.mask_url, request.mask_url) if request.mask_url else None
+        return replace(request, image_urls=[urls.get(r, r) for r in request.image_urls], mask_url=mask)
+
+    @staticmethod
+    def fingerprint(prepared: PreparedRequest) -> str:
+        """What makes two requests the same request: the model and every parameter as given."""
+        text = json.dumps({"model": prepared.spec.id, **asdict(prepared.request)}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    async def submit(self, prepared: PreparedRequest, *, request_key: str | None = None) -> Submission:
+        """Submit the (paid) generation once per request key; a key seen before returns its task instead."""
+        key = request_key or str(uuid.uuid4())
+        fingerprint = self.fingerprint(prepared)
+        note = None
+        if request_key is not None:
+            known = await self.journal.by_request_key(request_key)
+            if known is not None:
+                if known.fingerprint != fingerprint:
+                    raise InvalidRequestError(
+                        f"client_request_id {request_key!r} was already used for a different request.",
+                        next_step="Use a new client_request_id for a new request, or repeat the original "
+                        "request exactly to get its task.",
+                    )
+                if known.task_id is not None:
+                    log.info("request %s already has task %s: nothing sent", request_key, known.task_id)
+                    return Submission(known, reused=True)
+                if known.state in (SUBMITTING, UNKNOWN):
+                    note = (
+                        "An earlier attempt with this client_request_id lost its answer and no task was found "
+                        "for it; it was sent again with the same idempotency key."
+                    )
+        request = await self.upload_local_refs(prepared) if prepared.local_refs else prepared.request
+        body = build_body(prepared.spec, request)
+        # Once the intent is recorded, finish the POST and record its answer even if the caller cancels.
+        with anyio.CancelScope(shield=True):
+            record = await self.journal.record_intent(
+                key,
+                fingerprint,
+                prepared.spec.id,
+                request.prompt,
+                {k: v for k, v in body.items() if k not in ("prompt", "model")},
+            )
+            try:
+                task = await self.client.submit_generation(body, idempotency_key=key)
+            except SubmissionOutcomeUnknownError:
+                await self.journal.record_outcome(key, UNKNOWN)
+                raise
+            except EvolinkError:
+                await self.journal.record_outcome(key, REFUSED)
+                raise
+            record.state, record.task_id = SUBMITTED, task.id
+            changed = record.apply(task)
+            await self.journal.record_submitted(key, task.id, task.status, task.usage.credits_reserved)
+            if task.is_terminal:  # ended at once (failed, say): no poll will record how
+                await self.journal.record_status(task.id, **changed)
+        log.info("submitted task %s (%s)", task.id, prepared.spec.id)
+        return Submission(record, note=note)
+
+    # Following tasks
+
+    async def look(self, task_id: str, record: TaskRecord | None = None) -> TaskRecord:
+        """The task's state upstream, in its `record` (one made if the journal does not know it); a status
+        change is journaled."""
+        task = await self.client.get_task(task_id)
+        record = record or TaskRecord.of_task(task)
+        changed = record.apply(task)
+        if changed:
+            await self.journal.record_status(task_id, **changed)
+        return record
+
+    async def wait(self, record: TaskRecord, wait_seconds: float, *, on_update: Update | None = None) -> None:
+        """Poll until the task ends or `wait_seconds` pass; `record` holds the last state seen."""
+        assert record.task_id is not None
+        task_id = record.task_id
+
+        async def look(record: TaskRecord) -> None:
+            await self.look(task_id, record)
+
+        await wait_for_end(record, look, wait_seconds, clock=self.clock, on_update=on_update)
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Follow tasks in the background while this is entered; resumes the journal's unfinished tasks."""
+        async with self.follower.running():
+            yield
+
+    def follow_in_background(self, task_id: str) -> bool:
+        return self.follower.follow(task_id)
+
+    def is_followed(self, task_id: str) -> bool:
+        return self.follower.is_followed(task_id)
