@@ -7,9 +7,8 @@ import base64
 import io
 from pathlib import Path
 
-import aiohttp
 import pytest
-from client_support import client_for, generation, png_bytes, wait_until_terminal
+from client_support import generation, png_bytes, wait_until_terminal
 
 from evolink_mcp import __version__
 from evolink_mcp.evolink import (
@@ -207,17 +206,6 @@ async def test_every_call_identifies_itself_as_evolink_mcp_with_its_version(
     logged = sandbox.state.requests()
     assert len(logged) == 9
     assert {entry.header("user-agent") for entry in logged} == {f"evolink-mcp/{__version__}"}
-
-
-async def test_a_caller_supplied_session_still_sends_the_evolink_mcp_user_agent(sandbox: SandboxServer) -> None:
-    async with aiohttp.ClientSession() as shared:
-        async with client_for(sandbox.base_url, session=shared) as client:
-            uploaded = await client.upload_base64(base64.b64encode(png_bytes()).decode())
-            await client.download(uploaded.file_url, io.BytesIO(), max_bytes=1 << 20)
-        assert not shared.closed  # the caller's session is the caller's to close
-
-    agents = [entry.header("user-agent") for entry in sandbox.state.requests()]
-    assert agents == [f"evolink-mcp/{__version__}"] * 2
 
 
 async def test_a_download_streams_the_result_without_the_api_key(client: EvolinkClient, sandbox: SandboxServer) -> None:

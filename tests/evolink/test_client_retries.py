@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
 import math
 import socket
 import time
@@ -331,3 +332,34 @@ async def test_an_upload_the_server_stops_reading_fails_after_the_write_timeout_
     assert caught.value.sent is True  # part of the file went out: an upload is never sent twice then
     assert len(connections) == 1
     assert elapsed < 5
+
+
+async def test_an_upload_fully_sent_waits_for_its_answer_beyond_the_write_timeout(tmp_path: Path) -> None:
+    """The write timeout watches only the sending: an answer slower than it, once every byte is out, is awaited."""
+    answered = {"code": 200, "data": {"file_id": "f-1", "file_url": "http://127.0.0.1/f-1.png"}}
+    write_timeout = 0.2
+
+    async def read_all_then_answer_late(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+        )
+        await reader.readexactly(length)
+        await asyncio.sleep(write_timeout * 3)  # every byte received; the answer comes after the write timeout
+        body = json.dumps(answered).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    source = tmp_path / "small.png"
+    source.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200_000))
+    server = await asyncio.start_server(read_all_then_answer_late, "127.0.0.1", 0)
+    async with server:
+        base_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with client_for(base_url, timeouts=Timeouts(write=write_timeout)) as client:
+            with anyio.fail_after(10):
+                uploaded = await client.upload_file(source, mime_type="image/png")
+
+    assert uploaded.file_id == "f-1"

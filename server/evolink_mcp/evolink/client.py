@@ -7,7 +7,6 @@ short of.
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import json
 import logging
@@ -17,10 +16,11 @@ import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -57,7 +57,6 @@ DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
 USER_AGENT = f"evolink-mcp/{__version__}"
 CERTAINLY_NOT_CREATED = (429, 503)  # a submission answered with these created no task
 MAX_CONNECTIONS = 100
-UPLOAD_CHUNK = 1 << 20
 # No answer of the API comes near these: a larger one is a broken or hostile upstream, not read on.
 MAX_ANSWER_BYTES = 4 << 20
 MAX_ERROR_BODY_BYTES = 64 << 10  # an error body beyond this is cut: only its first few hundred characters are shown
@@ -245,21 +244,38 @@ _FORM_ESCAPES = {'"': "%22", "\\": "\\\\", **{chr(c): f"%{c:02X}" for c in range
 _FORM_ESCAPE = re.compile("|".join(map(re.escape, _FORM_ESCAPES)))
 
 
-def _disposition(name: str, file_name: str | None = None) -> str:
-    """A form part's Content-Disposition, names escaped as HTML5 forms do."""
-    text = f'Content-Disposition: form-data; name="{_FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m[0]], name)}"'
+def form_disposition(name: str, file_name: str | None = None) -> dict[str, str]:
+    """A form part's Content-Disposition, names escaped as HTML5 forms (and so every server) do: aiohttp's own
+    quoting percent-encodes every non-token character of a file name, which servers store as is."""
+    text = f'form-data; name="{_FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m[0]], name)}"'
     if file_name is not None:
         text += f'; filename="{_FORM_ESCAPE.sub(lambda m: _FORM_ESCAPES[m[0]], file_name)}"'
-    return text
+    return {"Content-Disposition": text}
 
 
-def multipart_envelope(fields: Mapping[str, str], file_name: str, mime_type: str) -> tuple[bytes, bytes, str]:
-    """(the bytes before the file's, the bytes after, the Content-Type) of a multipart/form-data body whose
-    last part, "file", is the file: built by hand so that the file streams with a known Content-Length."""
-    boundary = uuid.uuid4().hex
-    head = "".join(f"--{boundary}\r\n{_disposition(name)}\r\n\r\n{value}\r\n" for name, value in fields.items())
-    head += f"--{boundary}\r\n{_disposition('file', file_name)}\r\nContent-Type: {mime_type}\r\n\r\n"
-    return head.encode(), f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+def _own_file(source: Path | IO[bytes]) -> IO[bytes]:
+    """`source` opened, or a duplicate of the caller's open file: aiohttp closes the file it sent."""
+    return source.open("rb") if isinstance(source, Path) else os.fdopen(os.dup(source.fileno()), "rb")
+
+
+@dataclass
+class _UploadProgress:
+    """An upload's trace_request_ctx: each body chunk aiohttp sends moves the stall deadline on; the last one
+    lifts it (the read timeout takes over)."""
+
+    stalled: anyio.CancelScope
+    seconds: float
+    left: int
+
+    def sent(self, size: int) -> None:
+        self.left -= size
+        self.stalled.deadline = math.inf if self.left <= 0 else anyio.current_time() + self.seconds
+
+
+async def _on_chunk_sent(_: object, context: SimpleNamespace, params: aiohttp.TraceRequestChunkSentParams) -> None:
+    progress = (context.trace_request_ctx or {}).get("upload")
+    if progress is not None:
+        progress.sent(memoryview(params.chunk).nbytes)
 
 
 class EvolinkClient:
@@ -273,7 +289,6 @@ class EvolinkClient:
         files_base_url: str = DEFAULT_FILES_BASE_URL,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
-        session: aiohttp.ClientSession | None = None,
         download_allow_hosts: Iterable[str] = (),
     ) -> None:
         self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
@@ -282,8 +297,7 @@ class EvolinkClient:
         self.files_base_url = files_base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
-        self._session = session
-        self._owns_session = session is None
+        self._session: aiohttp.ClientSession | None = None
         self._download_session: aiohttp.ClientSession | None = None
         self._proxies: dict[tuple[str, str], str | None] = {}
         # Hosts a download may reach at any address, loopback and private included: the configured API hosts
@@ -320,16 +334,19 @@ class EvolinkClient:
         import aiohttp
         import httpx2  # already imported by the MCP SDK
 
-        session = aiohttp.ClientSession(
+        # aiohttp has no write timeout: uploads watch their own progress (upload_file).
+        trace = aiohttp.TraceConfig()
+        trace.on_request_chunk_sent.append(_on_chunk_sent)
+        # aiohttp resends an idempotent request (GET, DELETE) once, at once, when a reused keep-alive connection
+        # turns out closed (RFC 9112 9.3.1). Kept: it has no public switch, the API calls it can repeat are the
+        # ones the retry policy repeats anyway, and a POST (a submission, an upload) is never resent.
+        return aiohttp.ClientSession(
             # The SDK's certificate choice: SSL_CERT_FILE/DIR, else the system store (truststore on Windows/macOS).
             connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=httpx2.create_ssl_context(), resolver=resolver),
             timeout=self.timeouts.for_aiohttp(),
             headers={"User-Agent": USER_AGENT},
+            trace_configs=[trace],
         )
-        # aiohttp resends a GET once, at once, when a connection drops; the retry policy here is the only one.
-        if hasattr(session, "_retry_connection"):
-            session._retry_connection = False
-        return session
 
     def _proxy(self, url: str) -> str | None:
         """The proxy for `url` from HTTP_PROXY/HTTPS_PROXY and NO_PROXY, looked up once per scheme and host.
@@ -344,7 +361,7 @@ class EvolinkClient:
         return self._proxies[key]
 
     async def aclose(self) -> None:
-        if self._session is not None and self._owns_session:
+        if self._session is not None:
             await self._session.close()
             self._session = None
         if self._download_session is not None:
@@ -358,7 +375,7 @@ class EvolinkClient:
         await self.aclose()
 
     def _auth(self) -> dict[str, str]:
-        """Headers of every API request: the key, and our User-Agent even on a caller's session."""
+        """Headers of every API request: the key, and our User-Agent."""
         if not self.has_key:
             raise ConfigurationError("No Evolink API key is configured (EVOLINK_API_KEY is not set).")
         assert self._api_key is not None
@@ -590,31 +607,20 @@ class EvolinkClient:
         write_timeout = self.timeouts.write
 
         async def attempt() -> Answer:
+            import aiohttp
+
             name = file_name or (source.name if isinstance(source, Path) else "upload")
-            head, tail, content_type = multipart_envelope(fields, name, mime_type)
-            # aiohttp has no write timeout: the upload fails when no chunk has gone out for `write` seconds.
-            opened = source.open("rb") if isinstance(source, Path) else contextlib.nullcontext(source)
-            with opened as handle, anyio.CancelScope() as stalled:
+            with _own_file(source) as handle, anyio.CancelScope() as stalled:
                 handle.seek(0)
-                size = os.fstat(handle.fileno()).st_size
-
-                async def body() -> AsyncIterator[bytes]:
-                    yield head
-                    left = size
-                    while left > 0:
-                        stalled.deadline = anyio.current_time() + write_timeout
-                        chunk = await anyio.to_thread.run_sync(handle.read, min(left, UPLOAD_CHUNK))
-                        if not chunk:
-                            raise OSError(f"{name} shrank while it was being uploaded")
-                        left -= len(chunk)
-                        yield chunk
-                    yield tail
-                    stalled.deadline = math.inf  # all sent: the read timeout takes over
-
-                length = len(head) + size + len(tail)
-                headers = {**self._auth(), "Content-Type": content_type, "Content-Length": str(length)}
-                stalled.deadline = anyio.current_time() + write_timeout
-                return await self._send("POST", url, headers=headers, data=body())
+                form = aiohttp.MultipartWriter("form-data")
+                for field_name, value in fields.items():
+                    form.append(value, form_disposition(field_name))
+                form.append(handle, {"Content-Type": mime_type, **form_disposition("file", name)})
+                assert form.size is not None  # a regular file's: sent with a Content-Length, streamed
+                progress = _UploadProgress(stalled, write_timeout, form.size)
+                progress.sent(0)
+                trace = {"upload": progress}
+                return await self._send("POST", url, headers=self._auth(), data=form, trace_request_ctx=trace)
             raise TimeoutError(f"no upload progress in {write_timeout:g} s")
 
         response = await self._with_retries(attempt, mode="once", what="Uploading the file", url=url)
