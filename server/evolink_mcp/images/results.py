@@ -79,6 +79,15 @@ class ResultStore:
         self._cached: OrderedDict[str, TaskResults] = OrderedDict()
         self._locks = KeyedLocks()
 
+    def __len__(self) -> int:
+        """How many results are held in memory."""
+        return len(self._cached)
+
+    @property
+    def locks_held(self) -> int:
+        """How many tasks' save locks exist (someone holds or waits for each)."""
+        return len(self._locks)
+
     def _remember(self, task_id: str, results: TaskResults) -> None:
         self._cached[task_id] = results
         self._cached.move_to_end(task_id)
