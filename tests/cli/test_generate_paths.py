@@ -17,15 +17,7 @@ from mcp.server.mcpserver import MCPServer
 from evolink_mcp.journal import Journal
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools import Deps
-from mcp_session import (  # noqa: F401  # fixtures, registered for this module by being here
-    API_KEY,
-    INSTANT,
-    api_key_never_logged,
-    connect,
-    server_for,
-    settings_defaults,
-    settings_for,
-)
+from mcp_session import API_KEY, INSTANT
 
 pytestmark = pytest.mark.anyio
 
