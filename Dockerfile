@@ -2,22 +2,31 @@
 # evolink-mcp over streamable HTTP on 0.0.0.0:8000. A token is required:
 #   docker run -p 8000:8000 -e EVOLINK_API_KEY=... -e EVOLINK_MCP_TOKEN=... -v evolink:/data evolink-mcp
 # CI reproduces the build stage's commands in a fresh virtualenv (tests/packaging/test_dockerfile.py).
-ARG PYTHON_VERSION=3.11
+# The base image is pinned by digest (the multi-platform index of that tag): a rebuild gets the same
+# Python and Debian. To update, take the new digest from `docker buildx imagetools inspect <tag>`.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
-FROM python:${PYTHON_VERSION}-slim AS build
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY server ./server
 RUN python -m venv /opt/venv
-RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check .
+# The dependencies (with the HTTP speed-ups) in a layer of their own: only a pyproject.toml change rebuilds
+# it, a code change reinstalls just the package below.
+COPY pyproject.toml ./
+RUN python -c 'import tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(project["dependencies"] + project["optional-dependencies"]["http"]))' > requirements.txt \
+    && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
+COPY README.md ./
+COPY server ./server
+RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps .
 RUN /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
-FROM python:${PYTHON_VERSION}-slim
+FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="evolink-mcp" \
       org.opencontainers.image.description="MCP server for the Evolink image API (streamable HTTP on :8000, token required)" \
       org.opencontainers.image.url="https://evolink.ai" \
       org.opencontainers.image.licenses="MIT" \
       io.modelcontextprotocol.server.name="io.github.evolink/evolink-mcp"
+# Images are saved in the server's output folder inside the volume, owned by the user the server runs as:
+# it writes them there and reads them back when a client passes one to edit.
 RUN useradd --create-home --uid 10001 evolink \
     && mkdir -p /data/images /data/state \
     && chown -R evolink:evolink /data

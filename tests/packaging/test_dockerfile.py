@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx2
 import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 from packaging_support import REPO, base_python, free_port, kill_group, network_env, run, unavailable
 
 import evolink_mcp
@@ -26,9 +29,25 @@ import evolink_mcp
 DOCKERFILE = REPO / "Dockerfile"
 IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"  # the python images' PATH
 SERVER_START_TIMEOUT = 30.0
+TOKEN = "packaging-test-token"
+PINNED = re.compile(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}")  # name:tag@sha256:digest
+GENERATION_WAIT_SECONDS = 45
 
 
 # ---------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class Copy:
+    origin: str | None  # --from
+    sources: list[str]
+    dest: str
+
+
+@dataclass(frozen=True)
+class Run:
+    workdir: str
+    argv: list[str]
 
 
 @dataclass
@@ -38,8 +57,9 @@ class Stage:
     workdir: str = "/"
     env: dict[str, str] = field(default_factory=lambda: {"PATH": IMAGE_PATH})
     labels: dict[str, str] = field(default_factory=dict)
-    copies: list[tuple[str | None, list[str], str]] = field(default_factory=list)  # (from, sources, dest)
-    runs: list[tuple[str, list[str]]] = field(default_factory=list)  # (workdir, argv)
+    copies: list[Copy] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    steps: list[Copy | Run] = field(default_factory=list)  # COPY and RUN in the Dockerfile's order: its layers
     user: str = "root"
     volumes: list[str] = field(default_factory=list)
     healthcheck: dict[str, str] = field(default_factory=dict)
@@ -109,9 +129,11 @@ def parse_dockerfile(text: str) -> list[Stage]:
             words = shlex.split(rest)
             flags = {w[2:].partition("=")[0]: w.partition("=")[2] for w in words if w.startswith("--")}
             paths = [w for w in words if not w.startswith("--")]
-            stage.copies.append((flags.get("from"), paths[:-1], os.path.join(stage.workdir, paths[-1])))
+            stage.copies.append(Copy(flags.get("from"), paths[:-1], os.path.join(stage.workdir, paths[-1])))
+            stage.steps.append(stage.copies[-1])
         elif keyword == "RUN":
-            stage.runs.append((stage.workdir, _exec_form(rest)))
+            stage.runs.append(Run(stage.workdir, _exec_form(rest)))
+            stage.steps.append(stage.runs[-1])
         elif keyword == "USER":
             stage.user = rest
         elif keyword == "VOLUME":
@@ -239,9 +261,9 @@ def image(stages: list[Stage], pypi: None, tmp_path_factory: pytest.TempPathFact
     root = tmp_path_factory.mktemp("image")
     paths = PathMap(root)
     paths.add(build.workdir)
-    for origin, sources, _ in runtime.copies:
-        if origin is not None:
-            paths.add(*sources)  # what the runtime takes from the build stage must be built there
+    for copy in runtime.copies:
+        if copy.origin is not None:
+            paths.add(*copy.sources)  # what the runtime takes from the build stage must be built there
     for volume in runtime.volumes:
         paths.add(volume).mkdir(parents=True, exist_ok=True)
 
@@ -252,23 +274,24 @@ def image(stages: list[Stage], pypi: None, tmp_path_factory: pytest.TempPathFact
     home = root / "home"
     home.mkdir()
 
-    for origin, sources, dest in build.copies:
-        assert origin is None, "COPY --from inside the build stage is not replayed"
-        _copy_context(sources, dest, paths)
     build_env = {
         **{k: paths(v) for k, v in build.env.items()},
         "PATH": f"{shims}{os.pathsep}{paths(build.env['PATH'])}",
         "HOME": str(home),
         **network_env(),  # the machine's package-index set-up, as a docker build's network would have
     }
-    for workdir, argv in build.runs:
-        cwd = Path(paths(workdir))
+    for step in build.steps:  # in order: a RUN sees only what the COPY steps before it brought in
+        if isinstance(step, Copy):
+            assert step.origin is None, "COPY --from inside the build stage is not replayed"
+            _copy_context(step.sources, step.dest, paths)
+            continue
+        cwd = Path(paths(step.workdir))
         cwd.mkdir(parents=True, exist_ok=True)
-        run([paths(arg) for arg in argv], timeout=300, env=build_env, cwd=cwd)
+        run([paths(arg) for arg in step.argv], timeout=300, env=build_env, cwd=cwd)
 
-    for origin, sources, _ in runtime.copies:
-        if origin is not None:
-            assert Path(paths(sources[0])).exists(), f"the build stage produced no {sources[0]}"
+    for copy in runtime.copies:
+        if copy.origin is not None:
+            assert Path(paths(copy.sources[0])).exists(), f"the build stage produced no {copy.sources[0]}"
     env = {k: paths(v) for k, v in runtime.env.items()}
     env["HOME"] = str(home)
     return Image(runtime, paths, env, free_port())
@@ -284,7 +307,7 @@ class Served:
 def served(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """ENTRYPOINT + CMD with the image's ENV, a token and the sandbox, on a free port."""
     log = tmp_path_factory.mktemp("served") / "server.log"
-    env = {**image.env, "EVOLINK_MCP_TOKEN": "packaging-test-token", "EVOLINK_SANDBOX": "1"}
+    env = {**image.env, "EVOLINK_MCP_TOKEN": TOKEN, "EVOLINK_SANDBOX": "1"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             image.argv(image.runtime.entrypoint + image.runtime.cmd),
@@ -316,6 +339,57 @@ def served(image: Image, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 # ---------------------------------------------------------------- tests
+
+
+def _covers(copy: Copy, relative: str) -> bool:
+    return any(
+        source in (".", "./") or relative == source.rstrip("/") or relative.startswith(source.rstrip("/") + "/")
+        for source in copy.sources
+    )
+
+
+def _installs_dependencies(step: Copy | Run) -> bool:
+    command = " ".join(step.argv) if isinstance(step, Run) else ""
+    return "pip install" in command and "--no-deps" not in command
+
+
+def test_every_stage_starts_from_one_base_image_pinned_by_tag_and_digest(stages: list[Stage]) -> None:
+    names = {stage.name for stage in stages}
+    bases = {stage.image for stage in stages if stage.image not in names}
+
+    assert len(bases) == 1, f"build and runtime stages must share one Python: {bases}"
+    (base,) = bases
+    assert PINNED.fullmatch(base), f"{base!r} is not pinned as name:tag@sha256:<digest>"
+
+
+def test_a_code_change_rebuilds_only_the_package_layer_not_the_dependencies(stages: list[Stage]) -> None:
+    """Docker reuses every layer up to the first one whose inputs changed: a changed source file must come in
+    after the layer that installs the dependencies, which sees pyproject.toml alone."""
+    build = stages[0]
+    changed = "server/evolink_mcp/__init__.py"
+    first = next(i for i, step in enumerate(build.steps) if isinstance(step, Copy) and _covers(step, changed))
+    before, after = build.steps[:first], build.steps[first:]
+
+    installs = [i for i, step in enumerate(before) if _installs_dependencies(step)]
+    assert installs, "no dependency layer before the source"
+    inputs = [source for step in before[: installs[0]] if isinstance(step, Copy) for source in step.sources]
+    assert inputs == ["pyproject.toml"], "the dependency layer is rebuilt whenever one of these changes"
+    rerun = [" ".join(step.argv) for step in after if _installs_dependencies(step)]
+    assert not rerun, f"a code change would reinstall the dependencies: {rerun}"
+
+
+def test_the_output_folder_is_inside_the_volume_and_owned_by_the_user_the_server_runs_as(
+    stages: list[Stage],
+) -> None:
+    runtime = stages[-1]
+    output, state = runtime.env["EVOLINK_OUTPUT_DIR"], runtime.env["EVOLINK_STATE_DIR"]
+    setup = " && ".join(" ".join(step.argv) for step in runtime.runs)
+    user = runtime.user.split(":")[0]
+
+    (volume,) = [v for v in runtime.volumes if output.startswith(v.rstrip("/") + "/")]
+    assert state.startswith(volume.rstrip("/") + "/")
+    assert re.search(rf"mkdir -p .*{re.escape(output)}(\s|$)", setup), setup
+    assert re.search(rf"chown -R {re.escape(user)}(:{re.escape(user)})? {re.escape(volume)}(\s|$)", setup), setup
 
 
 def test_the_image_is_labelled_with_its_mcp_server_name_and_runs_as_a_non_root_user(
@@ -366,3 +440,26 @@ def test_the_image_command_refuses_to_start_without_evolink_mcp_token(image: Ima
 
     assert result.returncode != 0
     assert "EVOLINK_MCP_TOKEN" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_an_image_generated_over_http_is_saved_in_the_output_folder_inside_the_volume(
+    image: Image, served: Served
+) -> None:
+    output = Path(image.env["EVOLINK_OUTPUT_DIR"])
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30, read=60)) as http,
+        Client(streamable_http_client(f"http://127.0.0.1:{image.port}/mcp", http_client=http)) as client,
+    ):
+        result = await client.call_tool(
+            "generate_image", {"prompt": "a paper boat", "wait_seconds": GENERATION_WAIT_SECONDS}
+        )
+
+    assert not result.is_error, f"{result.content}\nserver log:\n{served.log.read_text()}"
+    assert result.structured_content is not None
+    saved = [Path(found["path"]) for found in result.structured_content["images"]]
+    assert saved
+    for path in saved:
+        assert path.parent == output
+        assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
