@@ -290,7 +290,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_models(args: argparse.Namespace) -> int:
     from .catalog import CatalogError, load_catalog
-    from .tools.models import summarize
+    from .present import summarize
 
     settings = _settings(args)
     try:
