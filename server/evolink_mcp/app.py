@@ -22,6 +22,7 @@ from .journal import Journal, JournalError, summarize_entry
 from .media import sniff_image
 from .prompts import prompt_specs
 from .settings import Settings
+from .studio import only_for_apps_clients, studio_extension, with_studio
 from .tools import Deps, tool_specs
 from .tools.common import IMAGE_TYPES, SAVED_IMAGES, saved_image_uri
 
@@ -102,7 +103,9 @@ def build_server(deps: Deps, *, manage_process_resources: bool = True) -> Evolin
         website_url="https://evolink.ai",
         lifespan=lifespan,
         log_level=deps.settings.log_level,
-        tools=[spec.to_tool() for spec in tool_specs(deps.catalog, deps.settings)],
+        tools=[spec.to_tool() for spec in with_studio(tool_specs(deps.catalog, deps.settings))],
+        extensions=[studio_extension()],  # MCP Apps: seen only by clients that negotiated it (studio/)
+        middleware=[only_for_apps_clients],
     )
     _add_resources(server, deps)
     for prompt in prompt_specs(deps.catalog):

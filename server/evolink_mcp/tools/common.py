@@ -62,6 +62,7 @@ class ToolSpec:
     annotations: ToolAnnotations
     core: bool = False
     paid: bool = False  # its errors say whether anything was charged
+    meta: dict[str, Any] | None = None  # the tool's `_meta`, e.g. the MCP Apps view it renders in (studio/)
 
     def to_tool(self) -> Tool:
         """The SDK tool, with compact input and output schemas and our own argument checks."""
@@ -71,6 +72,7 @@ class ToolSpec:
             title=self.title,
             description=self.description,
             annotations=self.annotations,
+            meta=self.meta,
         )
         assert isinstance(tool, EvolinkTool)  # from_function builds the class it is called on
         tool.paid = self.paid
@@ -81,10 +83,17 @@ class ToolSpec:
 
     @classmethod
     def of(
-        cls, fn: Callable[..., Any], title: str, annotations: ToolAnnotations, *, core: bool = False, paid: bool = False
+        cls,
+        fn: Callable[..., Any],
+        title: str,
+        annotations: ToolAnnotations,
+        *,
+        core: bool = False,
+        paid: bool = False,
+        meta: dict[str, Any] | None = None,
     ) -> ToolSpec:
         """A spec named after `fn`, described by its docstring."""
-        return cls(fn, fn.__name__, title, " ".join((fn.__doc__ or "").split()), annotations, core, paid)
+        return cls(fn, fn.__name__, title, " ".join((fn.__doc__ or "").split()), annotations, core, paid, meta)
 
 
 class UnexpectedServerError(EvolinkError):
