@@ -1,6 +1,6 @@
 """Run the benchmarks (all, or those named) and print each figure next to its reference from the same run.
 
-.venv/bin/python bench/run.py                      # everything, about 5 minutes on 2 cores (the soak 2.5)
+.venv/bin/python bench/run.py                      # everything, a few minutes on 2 cores (the soak about 2)
 .venv/bin/python bench/run.py cold_start polling   # some
 .venv/bin/python bench/run.py --markdown out.md    # also write the table as Markdown (for RESULTS.md)
 """
