@@ -124,6 +124,19 @@ class ExtraParamSpec(_Spec):
     item_enums: dict[str, list[Any]] | None = None
 
 
+class PricingSpec(_Spec):
+    """What Evolink publishes a model costs, in credits per image, with where and when it was read."""
+
+    credits: dict[str, float] | Literal["unknown"]  # pixel tier (or "*": any) -> credits per image
+    billing: Literal["per_image", "per_token"] = "per_image"
+    range: tuple[float, float] | None = None  # published lowest and highest per image (token billing)
+    auto_tier: str | None = None  # the tier size "auto" is billed at
+    pixel_tiers: dict[str, int] | None = None  # WxH: the first tier whose pixel ceiling it fits
+    source: str | None = None
+    checked: str | None = None  # the date the source was read
+    notes: str | None = None
+
+
 Mode = str  # text-to-image, image-to-image, edit, inpaint, upscale, ... (open set, data-driven)
 
 
@@ -148,6 +161,7 @@ class ModelSpec(_Spec):
     seeds: list[str] = Field(default_factory=list)
     beta: bool = False
     aliases: list[str] = Field(default_factory=list)
+    pricing: PricingSpec | None = None  # None: never looked up (a user's model)
 
     @property
     def takes_prompt(self) -> bool:
