@@ -302,3 +302,17 @@ async def test_the_sandbox_answers_a_submission_sent_again_under_the_same_idempo
 
     assert again.id == first.id and other.id != first.id
     assert len(sandbox.state.tasks) == 2  # nothing new was made (or billed) for the repeat
+
+
+async def test_the_balance_is_the_accounts_credits_and_the_keys_limit(
+    client: EvolinkClient, sandbox: SandboxServer
+) -> None:
+    sandbox.state.configure(balance=50)
+    await client.submit_generation(generation("a red fox", model="krea-2-turbo", quality="2K"))
+
+    balance = await client.get_balance()
+
+    assert (balance.user.remaining_credits, balance.user.used_credits) == (48.2, 1.8)
+    assert balance.token.unlimited_credits is True
+    [entry] = sandbox.state.requests("credits")
+    assert (entry.method, entry.path) == ("GET", "/v1/credits")

@@ -26,7 +26,7 @@ from .errors import (
     UpstreamError,
     task_failure_advice,
 )
-from .types import FileEntry, FileList, FileQuota, Task, UploadedFile
+from .types import Balance, Credits, FileEntry, FileList, FileQuota, Task, UploadedFile
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -37,7 +37,9 @@ __all__ = [
     "AnswerTooLargeError",
     "AuthenticationError",
     "BadRequestError",
+    "Balance",
     "ConfigurationError",
+    "Credits",
     "EvolinkClient",
     "EvolinkError",
     "FileEntry",

@@ -44,7 +44,7 @@ from .errors import (
     error_class_for,
 )
 from .redaction import Redactor
-from .types import FileList, FileQuota, Task, UploadedFile, Wire
+from .types import Balance, FileList, FileQuota, Task, UploadedFile, Wire
 
 if TYPE_CHECKING:
     import aiohttp
@@ -545,6 +545,20 @@ class EvolinkClient:
             )
             raise
         return self._parse(Task, await self._json(response, what), response, what)
+
+    async def get_balance(self) -> Balance:
+        """GET /v1/credits: the account's credits left and used, and this API key's own limit (free)."""
+        url = f"{self.base_url}/v1/credits"
+        headers = self._auth()
+
+        async def attempt() -> Answer:
+            return await self._send("GET", url, headers=headers)
+
+        what = "Reading the credits balance"
+        response = await self._with_retries(attempt, mode="idempotent", what=what, url=url)
+        envelope = await self._json(response, what)
+        data = envelope.get("data") if isinstance(envelope, dict) else None
+        return self._parse(Balance, data, response, what)
 
     # Files API
 

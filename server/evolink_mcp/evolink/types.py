@@ -105,3 +105,16 @@ class FileQuota(Wire):
     used_files: int | None = None
     max_files: int | None = None
     remain_files: int | None = None
+
+
+class Credits(Wire):
+    remaining_credits: float | None = None
+    used_credits: float | None = None
+    unlimited_credits: bool | None = None  # the API key only: no spending limit of its own
+
+
+class Balance(Wire):
+    """GET /v1/credits `data`: the account's credits (`user`) and this API key's own limit (`token`)."""
+
+    user: Credits = Field(default_factory=Credits)
+    token: Credits = Field(default_factory=Credits)
