@@ -26,10 +26,10 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..catalog import Problem, errors_only, validate_request
-from .errors import api_error, documented_api_error, files_error, files_ok
+from .errors import ERROR_EXTRAS, api_error, documented_api_error, files_error, files_ok
 from .files import UploadRejected
 from .render import render_image
-from .state import Fault, LoggedRequest, Sandbox, endpoint_of
+from .state import Fault, InsufficientBalance, LoggedRequest, Sandbox, endpoint_of
 from .tasks import TASK_ID, SandboxTask, request_from_wire, strip_markers
 
 logger = logging.getLogger("evolink_mcp.sandbox")
@@ -286,13 +286,21 @@ class SandboxAPI:
         key = request.headers.get("idempotency-key")
         task = self.state.get_task(self.state.idempotency_keys.get(key, "")) if key else None
         if task is None:
-            task = self.state.create_task(spec, req, self.base_url(request), body)
+            try:
+                task = self.state.create_task(spec, req, self.base_url(request), body)
+            except InsufficientBalance as exc:
+                return _api_error(402, str(exc), suggestion=ERROR_EXTRAS[402]["fallback_suggestion"])
             if key:
                 self.state.idempotency_keys[key] = task.id
         if entry := self.entry(request):
             entry.task_id = task.id
         logger.info("sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n)
         return _json(task.to_wire(self.state.clock()))
+
+    async def get_credits(self, request: Request) -> Response:
+        if denied := self.api_denied(request):
+            return denied
+        return _json(self.state.credits_json())
 
     def live_task(self, task_id: str) -> SandboxTask | None:
         task = self.state.get_task(task_id)
@@ -635,6 +643,7 @@ def create_app(state: Sandbox | None = None) -> ASGIApp:
     routes: list[tuple[str, Handler, list[str]]] = [
         ("/v1/images/generations", api.create_generation, ["POST"]),
         ("/v1/tasks/{task_id}", api.get_task, ["GET"]),
+        ("/v1/credits", api.get_credits, ["GET"]),
         ("/api/v1/files/upload/base64", api.upload_base64, ["POST"]),
         ("/api/v1/files/upload/stream", api.upload_stream, ["POST"]),
         ("/api/v1/files/upload/url", api.upload_url, ["POST"]),

@@ -20,6 +20,7 @@ from .tasks import SandboxTask, credits_for, image_dimensions, image_format, new
 ENDPOINTS = (
     "generations",
     "tasks",
+    "credits",
     "files/upload/base64",
     "files/upload/stream",
     "files/upload/url",
@@ -33,6 +34,13 @@ ENDPOINTS = (
 DropWhen = Literal["before", "after"]
 
 
+class InsufficientBalance(Exception):
+    """The account's credits do not cover what a submission would reserve."""
+
+    def __init__(self, needed: float, left: float) -> None:
+        super().__init__(f"This request needs {needed:g} credits; the balance is {left:g}.")
+
+
 def endpoint_of(method: str, path: str) -> str | None:
     """The endpoint name of a request, or None for the sandbox's own control routes."""
     if path.startswith("/_sandbox"):
@@ -41,6 +49,8 @@ def endpoint_of(method: str, path: str) -> str | None:
         return "generations"
     if path.startswith("/v1/tasks/"):
         return "tasks"
+    if path.rstrip("/") == "/v1/credits":
+        return "credits"
     if path.startswith("/api/v1/files/"):
         rest = path.removeprefix("/api/v1/files/").rstrip("/")
         if method.upper() == "DELETE":
@@ -130,6 +140,7 @@ class Sandbox:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.tasks: dict[str, SandboxTask] = {}
+        self.spent = 0.0  # credits reserved by submissions since the balance was last set
         self.idempotency_keys: dict[str, str] = {}  # Idempotency-Key -> the task it created
         self.faults: list[Fault] = []
         self.latencies: list[Latency] = []
@@ -145,6 +156,7 @@ class Sandbox:
         """Forget tasks, files, faults, the log and cached images; restore the initial config."""
         with self._lock:
             self.config = self._initial_config
+            self.spent = 0.0
             self.tasks.clear()
             self.idempotency_keys.clear()
             self.faults.clear()
@@ -156,8 +168,11 @@ class Sandbox:
         self.images.clear()
 
     def configure(self, **changes: Any) -> SandboxConfig:
-        """Change config fields until the next reset (e.g. `configure(api_key="k", max_files=2)`)."""
+        """Change config fields until the next reset (e.g. `configure(api_key="k", max_files=2)`); a `balance`
+        given is what the account has from now on."""
         self.config = replace(self.config, **changes)
+        if "balance" in changes:
+            self.spent = 0.0
         self.files.max_files = self.config.max_files
         self.files.max_bytes = self.config.max_file_bytes
         self.images.max_items = self.config.max_cached_images
@@ -166,6 +181,25 @@ class Sandbox:
     def close(self) -> None:
         """Remove stored files from disk."""
         self.files.close()
+
+    # -- credits ---------------------------------------------------------------------------------
+
+    @property
+    def balance(self) -> float:
+        """The account's credits left."""
+        return round(self.config.balance - self.spent, 4)
+
+    def credits_json(self) -> dict[str, Any]:
+        """GET /v1/credits, as documented: the account (`user`) and this API key (`token`, no limit of its own)."""
+        spent = round(self.spent, 4)
+        return {
+            "data": {
+                "token": {"remaining_credits": self.balance, "unlimited_credits": True, "used_credits": spent},
+                "user": {"remaining_credits": self.balance, "used_credits": spent},
+            },
+            "message": "",
+            "success": True,
+        }
 
     # -- tasks -----------------------------------------------------------------------------------
 
@@ -178,6 +212,11 @@ class Sandbox:
             outcome, error_code = "failed", markers.fail
         elif markers.status:
             outcome = markers.status
+        credits = credits_for(spec, req, n)
+        with self._lock:
+            if credits > self.balance:
+                raise InsufficientBalance(credits, self.balance)
+            self.spent += credits
         now = time.time()
         task = SandboxTask(
             id=new_task_id(now),
@@ -190,7 +229,7 @@ class Sandbox:
             width=width,
             height=height,
             image_format=image_format(req),
-            credits=credits_for(spec, req, n),
+            credits=credits,
             user_group=self.config.user_group,
             base_url=base_url.rstrip("/"),
             outcome=outcome,

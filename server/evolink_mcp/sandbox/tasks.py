@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..catalog import GenerationRequest, ModelSpec, Problem
+from ..catalog import GenerationRequest, ModelSpec, Problem, estimate_credits
 from ..catalog.validation import PIXEL_SIZE, flatten_extra
 
 TASK_ID = re.compile(r"^task-[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -234,8 +234,12 @@ def image_format(req: GenerationRequest) -> str:
 
 
 def credits_for(spec: ModelSpec, req: GenerationRequest, n: int) -> float:
-    """Deterministic price: base x tier factor x quality factor x images. The base is the documented example's
-    figure for the model's default request where its docs show one, else a family figure at 1K."""
+    """Deterministic price: the catalog's published price where there is one; else base x tier factor x quality
+    factor x images, the base being the documented example's figure for the model's default request where its docs
+    show one, else a family figure at 1K."""
+    published = estimate_credits(spec, req).per_image
+    if published is not None:
+        return round(published * n, 4)
     tier = TIER_FACTOR.get((effective_tier(spec, req) or "").lower(), 1.0)
     quality = QUALITY_FACTOR.get((effective_quality(spec, req) or "").lower(), 1.0)
     if spec.id in EXAMPLE_CREDITS:
