@@ -150,7 +150,7 @@ def run_serve(args: argparse.Namespace) -> None:
         http = args.transport != "stdio"
         deps = build_deps(settings, allowed_dirs=settings.allowed_dirs if http else None)
         if not http:
-            from .stdio import serve_stdio
+            from .transports import serve_stdio
 
             server = build_server(deps)
             gc.freeze()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import importlib.util
+import io
 import ipaddress
 import json
 import logging
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
     from .tools import Deps
 
 log = logging.getLogger(__name__)
@@ -162,38 +165,121 @@ def check_http_exposure(settings: Settings, host: str) -> None:
         )
 
 
-def with_read_deadline(protocol: type[asyncio.Protocol], seconds: float) -> type[asyncio.Protocol]:
-    """`protocol` (uvicorn's HTTP protocol class) closing a connection whose request has not fully arrived,
-    headers and body, `seconds` after the connection opened or its previous response ended. uvicorn has no
-    such timeout: half-sent requests would hold their connections (and file descriptors) for ever."""
+class ReadDeadlines:
+    """Closes a connection whose request has not fully arrived, headers and body, `seconds` after the connection
+    opened or its previous response ended. uvicorn has no such timeout: half-sent requests would hold their
+    connections (and file descriptors) for ever.
 
-    class ReadDeadline(protocol):  # type: ignore[valid-type,misc]
-        _deadline: asyncio.TimerHandle | None = None
+    Public APIs only: the protocol class uvicorn is given (its `http` option) sees connections open and close
+    (asyncio.Protocol's own methods); the ASGI app sees a request start, its body end and its response end. The
+    two meet on the peer address, which is the ASGI scope's "client" while uvicorn reads no proxy headers."""
 
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)
-            self._arm()
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._timers: dict[tuple[str, int], _Deadline] = {}
 
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm()
+    def protocol(self, base: type[asyncio.Protocol]) -> type[asyncio.Protocol]:
+        """`base` (uvicorn's HTTP protocol class) with every connection's deadline armed as it opens."""
+        deadlines = self
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            super().connection_lost(exc)
+        class WithReadDeadline(base):  # type: ignore[valid-type,misc]  # a class chosen at run time
+            evolink_peer: tuple[str, int] | None = None
 
-        def _arm(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-            self._deadline = asyncio.get_running_loop().call_later(seconds, self._expire)
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                self.evolink_peer = deadlines.opened(transport)
 
-        def _expire(self) -> None:
-            cycle = self.cycle  # the request being served; None or answered: none has fully arrived since
-            if cycle is None or cycle.response_complete or cycle.more_body:
-                self.transport.close()
+            def connection_lost(self, exc: Exception | None) -> None:
+                deadlines.lost(self.evolink_peer)
+                super().connection_lost(exc)
 
-    return ReadDeadline
+        return WithReadDeadline
+
+    def opened(self, transport: asyncio.BaseTransport) -> tuple[str, int] | None:
+        peer = transport.get_extra_info("peername")
+        if not isinstance(peer, tuple) or len(peer) < 2:
+            return None  # not TCP: nothing here serves other sockets
+        key = (str(peer[0]), int(peer[1]))
+        self._timers[key] = _Deadline(transport, self.seconds)
+        return key
+
+    def lost(self, key: tuple[str, int] | None) -> None:
+        if key is not None and (deadline := self._timers.pop(key, None)) is not None:
+            deadline.stop()
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        """`app` telling each connection's deadline when its request has arrived and when its answer ended."""
+
+        async def with_deadline(scope: Scope, receive: Receive, send: Send) -> None:
+            client = scope.get("client")
+            deadline = self._timers.get(tuple(client)) if scope["type"] == "http" and client else None
+            if deadline is None:
+                await app(scope, receive, send)
+                return
+            if not _has_body(scope):
+                deadline.stop()
+
+            async def receive_body() -> Message:
+                message = await receive()
+                if message["type"] == "http.request" and not message.get("more_body", False):
+                    deadline.stop()
+                return message
+
+            async def send_answer(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    deadline.stop()  # answering: what is left of the body is the app's to read or not
+                await send(message)
+                if message["type"] == "http.response.body" and not message.get("more_body", False):
+                    deadline.start()  # the next request on this connection has `seconds` to arrive
+
+            await app(scope, receive_body, send_answer)
+
+        return with_deadline
+
+
+class _Deadline:
+    def __init__(self, transport: asyncio.BaseTransport, seconds: float) -> None:
+        self._transport, self._seconds = transport, seconds
+        self._timer: asyncio.TimerHandle | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.stop()
+        self._timer = asyncio.get_running_loop().call_later(self._seconds, self._transport.close)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _has_body(scope: Scope) -> bool:
+    length = _header(scope, b"content-length")
+    return bool(_header(scope, b"transfer-encoding")) or (bool(length) and length.strip() != "0")
+
+
+async def serve_stdio(server: MCPServer[Any]) -> None:
+    """The SDK's own stdio transport, ended quietly when the client closes its end of the pipe mid-answer
+    (the SDK lets that BrokenPipeError out of its writer task; reported with the parse errors:
+    docs/upstream/mcp-python-sdk-stdio-parse-errors.md)."""
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # While serving, fd 1 writes to stderr; a handler's print() left in stdout's buffer would reach the wire
+        # at exit, once the SDK has pointed fd 1 back at it. Flushed line by line, prints reach stderr at once.
+        sys.stdout.reconfigure(line_buffering=True)
+    try:
+        await server.run_stdio_async()
+    except Exception as exc:
+        if not _only_client_gone(exc):
+            raise
+        log.debug("stdio: the client closed its end mid-answer")
+
+
+def _only_client_gone(exc: BaseException) -> bool:
+    """`exc` is, or groups nothing but, the errors of writing to a pipe whose reader has gone."""
+    inner = getattr(exc, "exceptions", None)  # an exception group (the backport's too, on Python 3.10)
+    if inner is not None:
+        return all(_only_client_gone(e) for e in inner)
+    return isinstance(exc, BrokenPipeError | ConnectionResetError)
 
 
 def http_loop_options() -> dict[str, Any]:
@@ -210,19 +296,21 @@ async def serve_http(deps: Deps, *, host: str, port: int) -> None:
 
     settings = deps.settings
     check_http_exposure(settings, host)
-    app = build_http_app(deps, host=host, port=port)
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol  # what http="auto" picks: httptools, else h11
+
+    deadlines = ReadDeadlines(settings.mcp_read_seconds)
     config = uvicorn.Config(
-        app,
+        deadlines.middleware(build_http_app(deps, host=host, port=port)),
         host=host,
         port=port,
+        http=deadlines.protocol(AutoHTTPProtocol),
+        proxy_headers=False,  # the ASGI "client" stays the peer address ReadDeadlines keys on
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=False,
         limit_concurrency=MAX_CONNECTIONS,
     )
-    config.load()
-    parser = config.http_protocol_class.__name__.removesuffix("Protocol")
-    config.http_protocol_class = with_read_deadline(config.http_protocol_class, settings.mcp_read_seconds)
+    parser = AutoHTTPProtocol.__name__.removesuffix("Protocol")
     log.info(
         "serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse; event loop %s, HTTP parser %s)",
         host,

@@ -1,4 +1,4 @@
-"""A bare MCPServer served by evolink_mcp.stdio, whose one tool does what handlers must not be able to do to
+"""A bare MCPServer served over stdio as evolink-mcp serves it, whose one tool does what handlers must not be able to do to
 the wire: print, write to fd 1, read stdin, and run a child process that does the same."""
 
 import logging
@@ -9,7 +9,7 @@ import sys
 import anyio
 from mcp.server.mcpserver import MCPServer
 
-from evolink_mcp.stdio import serve_stdio
+from evolink_mcp.transports import serve_stdio
 
 CHILD = "import sys; print('stray child output'); print('child read', repr(sys.stdin.read()))"
 

@@ -165,3 +165,22 @@ def test_serving_loopback_without_a_token_says_anyone_on_this_machine_can_call_i
         assert initialize(server).status_code == 200
         log = server.log_text()
     assert log.count("anyone on this machine") == 1, log
+
+
+def test_a_call_answered_after_the_read_timeout_is_not_cut_off(tmp_path: Path) -> None:
+    """The read timeout bounds the arrival of a request, not the time its answer takes."""
+    with http_server(tmp_path, EVOLINK_SANDBOX_TASK_SECONDS="2.5") as server:
+        session = {"Mcp-Session-Id": initialize(server).headers["mcp-session-id"]}
+        headers = {**MCP_HEADERS, **server.auth, **session}
+        with httpx2.Client(base_url=server.base_url, headers=headers, timeout=BOUND) as client:
+            client.post("/mcp", content=json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            call = {"name": "generate_image", "arguments": {"prompt": "a red fox", "wait_seconds": 10}}
+            started = time.monotonic()
+            answer = client.post(
+                "/mcp", content=json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+            )
+            took = time.monotonic() - started
+
+    assert answer.status_code == 200
+    assert '"isError":false' in answer.text.replace(" ", ""), answer.text[-2000:]
+    assert took > float(READ_SECONDS)
