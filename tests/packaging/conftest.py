@@ -1,15 +1,16 @@
-"""Session fixtures shared by the packaging tests: the mcpb CLI, PyPI, the server's own tool list."""
+"""Session fixtures shared by the packaging tests: the mcpb CLI, uv, PyPI, the server's own tool list."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import urllib.request
+from pathlib import Path
 
 import anyio
 import pytest
 from mcp import Client
-from packaging_support import MCPB_PACKAGE, Mcpb, network_env, run, unavailable
+from packaging_support import MCPB_PACKAGE, Mcpb, base_python, network_env, run, unavailable
 
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.settings import Settings
@@ -40,6 +41,26 @@ def pypi() -> None:
             pass
     except OSError as exc:
         unavailable(f"package index {index} unreachable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def uv_bin(pypi: None, packaging_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding only `uv` and `uvx` (pip-installed into a venv of their own): on a PATH it adds
+    no Python of its own."""
+    root = tmp_path_factory.mktemp("uv")
+    run([base_python(), "-m", "venv", root / "venv"], timeout=120)
+    result = run(
+        [root / "venv" / "bin" / "python", "-m", "pip", "install", "--quiet", "uv"],
+        timeout=240,
+        env={**packaging_env, "HOME": os.environ["HOME"]},
+        check=False,
+    )
+    if result.returncode != 0:
+        unavailable(f"uv could not be installed with pip:\n{result.stderr[-2000:]}")
+    (root / "bin").mkdir()
+    for name in ("uv", "uvx"):
+        (root / "bin" / name).symlink_to(root / "venv" / "bin" / name)
+    return root / "bin"
 
 
 @pytest.fixture(scope="session")

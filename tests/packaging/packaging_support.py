@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -101,6 +102,37 @@ def base_python() -> Path:
     unavailable(f"no python3 in {bin_dir} (sys.base_prefix) to run outside the virtualenv")
 
 
+def python_on_path(version: str, bin_dir: Path) -> Path:
+    """`bin_dir` holding only `python3` and `python3.X` for that version: a machine with just that Python.
+
+    Found among pyenv's versions (`$PYENV_ROOT/versions/X.Y.*`), else on PATH (pyenv's shims skipped)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = sorted((root / "versions").glob(f"{version}.*/bin/python{version}"))
+    on_path = shutil.which(f"python{version}")
+    if not found and on_path and "/shims/" not in on_path:
+        found = [Path(on_path)]
+    if not found:
+        unavailable(f"no Python {version} here (pyenv {root / 'versions'} or PATH)")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in (f"python{version}", "python3"):
+        (bin_dir / name).symlink_to(found[-1])
+    return bin_dir
+
+
+def uv_env(home: Path, cache: Path) -> dict[str, str]:
+    """What uv needs to reach the package index from here, and never a Python download (uv fetches those
+    from GitHub, which tests may not reach): only the interpreters on PATH count."""
+    certificates = os.environ.get("SSL_CERT_FILE") or os.environ.get("PIP_CERT")
+    return {
+        "HOME": str(home),
+        "UV_CACHE_DIR": str(cache),
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_CONFIG": "1",
+        **({"SSL_CERT_FILE": certificates} if certificates else {}),
+        **{k: v for k, v in network_env().items() if k.lower().endswith("_proxy")},
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -120,11 +152,17 @@ def manifest(path: Path = REPO / "manifest.json") -> dict[str, Any]:
 
 @asynccontextmanager
 async def stdio_session(
-    command: str, args: Sequence[str], *, env: dict[str, str], errlog: Path, cwd: Path | None = None
+    command: str,
+    args: Sequence[str],
+    *,
+    env: dict[str, str],
+    errlog: Path,
+    cwd: Path | None = None,
+    time_limit: float = SESSION_TIMEOUT,
 ) -> AsyncIterator[Client]:
     """The SDK's stdio client on `command args`; the child's stderr goes to `errlog`."""
     params = StdioServerParameters(command=command, args=list(args), env=env, cwd=cwd)
-    with errlog.open("w") as log, anyio.fail_after(SESSION_TIMEOUT):
+    with errlog.open("w") as log, anyio.fail_after(time_limit):
         async with Client(stdio_client(params, errlog=log)) as client:
             yield client
 

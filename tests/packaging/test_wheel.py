@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging_support import REPO, base_python, network_env, run, server_log, stdio_session, unavailable
+from packaging_support import REPO, base_python, run, server_log, stdio_session, uv_env
 
 import evolink_mcp
 
@@ -100,36 +100,15 @@ async def test_the_installed_server_lists_its_tools_over_stdio_in_sandbox_mode(
     assert not models.is_error, server_log(errlog)
 
 
-@pytest.fixture(scope="session")
-def uvx(pypi: None, packaging_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """uv, pip-installed into a venv of its own."""
-    venv = fresh_venv(tmp_path_factory.mktemp("uv"))
-    result = run(
-        [venv.bin / "python", "-m", "pip", "install", "--quiet", "uv"],
-        timeout=240,
-        env={**packaging_env, "HOME": os.environ["HOME"]},
-        check=False,
-    )
-    if result.returncode != 0:
-        unavailable(f"uv could not be installed with pip, so `uvx` cannot be tried:\n{result.stderr[-2000:]}")
-    return venv.bin / "uvx"
-
-
-def test_uvx_from_the_wheel_answers_its_version(uvx: Path, wheel: Path, tmp_path: Path) -> None:
-    certificates = os.environ.get("SSL_CERT_FILE") or os.environ.get("PIP_CERT")
+def test_uvx_from_the_wheel_answers_its_version(uv_bin: Path, wheel: Path, tmp_path: Path) -> None:
     env = {
-        "PATH": f"{uvx.parent}{os.pathsep}/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        **uv_env(tmp_path, tmp_path / "uv-cache"),
+        "PATH": f"{uv_bin}{os.pathsep}/usr/bin:/bin",
         "UV_TOOL_DIR": str(tmp_path / "uv-tools"),
-        "UV_PYTHON_DOWNLOADS": "never",  # use this machine's interpreter, never fetch one
-        "UV_NO_CONFIG": "1",
-        **({"SSL_CERT_FILE": certificates} if certificates else {}),
-        **{k: v for k, v in network_env().items() if k.lower().endswith("_proxy")},
     }
 
     out = run(
-        [uvx, "--python", base_python(), "--from", wheel, "evolink-mcp", "--version"], timeout=240, env=env
+        [uv_bin / "uvx", "--python", base_python(), "--from", wheel, "evolink-mcp", "--version"], timeout=240, env=env
     ).stdout
 
     assert out.strip().splitlines()[-1] == VERSION_LINE
