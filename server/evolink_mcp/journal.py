@@ -1,8 +1,7 @@
 """The local record of every submission: intent before the POST, then task id, status, results, files.
 
 SQLite (stdlib) in WAL mode, in the per-user state directory. Calls run in a worker thread so the event
-loop never waits on a lock or a slow disk; only a one-row read asked to be quick runs on the loop, and only
-when it cannot wait (see `Journal._read`). A corrupt file is kept aside and a fresh journal started; a journal
+loop never waits on a lock or a slow disk. A corrupt file is kept aside and a fresh journal started; a journal
 that cannot be opened at all degrades to memory with a logged warning, never a crash loop.
 
 Several processes may share one journal (a desktop app and a coding agent, say). Each submission names the
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 from pydantic import BaseModel, Field
 
 from .evolink import EvolinkError, Task
@@ -380,32 +378,6 @@ class Journal:
             except sqlite3.Error as exc:
                 raise self._failure(exc) from exc
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A one-row read by key: on the event loop, which costs a fraction of a worker-thread round trip.
-
-        Only when it cannot wait: the journal is open (opening checks the file), no other call holds it,
-        and SQLite is told not to wait for another process's lock. Otherwise, as every call, in a thread.
-        """
-        import sqlite3
-
-        await anyio.lowlevel.checkpoint()  # still a cancellation point and a turn for other tasks, as the hop was
-        if not self._lock.acquire(blocking=False):
-            return await self._run(fn)
-        try:
-            db = self._connection
-            if db is not None:
-                db.execute("PRAGMA busy_timeout = 0")
-                try:
-                    return fn(db)
-                except sqlite3.Error as exc:
-                    if not _is_locked(exc):
-                        raise self._failure(exc) from exc
-                finally:
-                    db.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        finally:
-            self._lock.release()
-        return await self._run(fn)
-
     def _failure(self, exc: Exception) -> JournalError:
         where = self.path or "in memory"
         if _is_locked(exc):
@@ -481,10 +453,10 @@ class Journal:
         )
         return _record(row) if row else None
 
-    async def by_task_id(self, task_id: str, *, quick: bool = False) -> TaskRecord | None:
-        """With `quick`, read on the event loop when that cannot wait (see `_read`), else in a worker thread."""
-        read = self._read if quick else self._run
-        row = await read(lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone())
+    async def by_task_id(self, task_id: str) -> TaskRecord | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+        )
         return _record(row) if row else None
 
     def by_task_id_now(self, task_id: str) -> TaskRecord | None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-import anyio.lowlevel
 import pytest
 from journal_support import LockHolder
 
@@ -248,45 +246,6 @@ async def test_a_journal_write_waiting_on_a_lock_does_not_block_the_event_loop(
     assert ticks == 10
     assert await journal.by_request_key("key-2") is not None
     journal.close()
-
-
-async def test_a_quick_read_while_another_call_holds_the_journal_waits_in_a_thread_not_on_the_event_loop(
-    tmp_path: Path,
-) -> None:
-    journal = Journal(tmp_path / "state")
-    await journal.record_intent("key-1", "fp", "z-image-turbo", "a lamp", {})
-    await journal.record_submitted("key-1", "task-1", "pending", 0.4)
-    loop_turns = 0
-    let_go = threading.Event()
-    held = threading.Event()
-
-    def another_call() -> None:  # holds the journal until the event loop has shown it is free
-        with journal._lock:
-            held.set()
-            let_go.wait(timeout=5)
-
-    holder = threading.Thread(target=another_call)
-    holder.start()
-    held.wait()
-    entries = []
-
-    async def read() -> None:
-        entries.append(await journal.by_task_id("task-1", quick=True))
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(read)
-        while loop_turns < 5 and not entries:
-            await anyio.lowlevel.checkpoint()
-            loop_turns += 1
-        read_while_held = bool(entries)
-        let_go.set()
-    holder.join()
-    journal.close()
-
-    # A read that blocked the loop would finish only once the holder gave up, with the loop stuck meanwhile.
-    assert loop_turns == 5 and not read_while_held
-    (entry,) = entries
-    assert entry is not None and entry.task_id == "task-1"
 
 
 async def test_unfinished_tasks_to_resume_are_only_those_recorded_before_this_process_started(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,11 +19,13 @@ import anyio
 
 from ..catalog import (
     Catalog,
+    Estimate,
     GenerationRequest,
     ModelSpec,
     Problem,
     build_body,
     errors_only,
+    estimate_credits,
     reference_kind,
     resolve_model,
     validate_request,
@@ -46,6 +48,8 @@ from .results import ResultStore, TaskResults
 log = logging.getLogger(__name__)
 
 Charged = Literal["no", "unknown"]
+# Asked when a request's estimate is over the cap: True to go ahead anyway (the MCP tool asks the user).
+ConfirmOverCap = Callable[[Estimate, float], Awaitable[bool]]
 
 
 @dataclass
@@ -132,14 +136,18 @@ class ImageService:
         wait_seconds: float | None = None,
         on_update: Update | None = None,
         previews: bool = True,
+        confirm_over_cap: ConfirmOverCap | None = None,
     ) -> TaskOutcome:
-        """Resolve the model, check the request and the spending cap, upload local references, submit (once per
-        request key), wait with updates, save. A refusal comes back as the outcome's error."""
+        """Resolve the model, check the request and the spending cap (over it: refused, unless `confirm_over_cap`
+        says go ahead), upload local references, submit (once per request key), wait with updates, save. A refusal
+        comes back as the outcome's error."""
         caps = [c for c in (max_credits, self.settings.max_credits_per_call) if c is not None]
         cap = min(caps) if caps else None
         try:
             prepared = self.prepare(model, request, allowed_dirs=allowed_dirs)
-            await self.check_spending(prepared, cap)
+            estimate = await self.check_spending(prepared, cap, confirm_over_cap)
+            if cap is not None and estimate is not None and estimate.credits is not None and estimate.credits > cap:
+                cap = None  # going over it was agreed to
         except EvolinkError as exc:
             return TaskOutcome(error=exc, charged="no")
         try:
@@ -166,8 +174,7 @@ class ImageService:
         """A task's state, waited for up to `wait_seconds`; a completed task's images saved (once) and shown."""
         record: TaskRecord | None = None  # read once: each journal read is a worker-thread round trip
         try:
-            # Quick: check_task starts here, and a thread round trip is a good part of its latency.
-            record = await self.journal.by_task_id(task_id, quick=True)
+            record = await self.journal.by_task_id(task_id)
             if record is not None and await self.results.known(record) is not None:
                 return await self._outcome(record, previews=previews)  # saved already: no need to ask upstream
         except JournalError as exc:
@@ -254,7 +261,7 @@ class ImageService:
                 local_refs[ref] = check_local_image(ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs)
         return PreparedRequest(spec, request, [p for p in problems if p.severity == "warning"], local_refs)
 
-    async def estimate_credits(self, prepared: PreparedRequest) -> float | None:
+    async def credits_seen(self, prepared: PreparedRequest) -> float | None:
         """Credits this request will likely reserve, from what the same model and tier reserved before."""
         wanted = build_body(prepared.spec, prepared.request)
         count = wanted.get("n") or 1
@@ -263,18 +270,44 @@ class ImageService:
                 return credits / (request.get("n") or 1) * count
         return None
 
-    async def check_spending(self, prepared: PreparedRequest, cap: float | None) -> float | None:
-        """Refuse (before anything is sent) a request whose estimated cost exceeds `cap`; returns the estimate."""
+    async def estimate(self, prepared: PreparedRequest) -> Estimate:
+        """What this request should reserve: the catalog's published price, or what the same model and tier
+        reserved before where that is more (a price read on a page may have gone up) or nothing is published."""
+        published = estimate_credits(prepared.spec, prepared.request)
+        seen = await self.credits_seen(prepared)
+        if seen is None or (published.credits is not None and published.credits >= seen):
+            return published
+        basis = f"earlier requests of {prepared.spec.id} at this tier reserved {seen:g}"
+        if published.credits is not None:
+            basis += f", more than its published price ({published.credits:g})"
+        return replace(published, credits=round(seen, 4), basis=basis)
+
+    async def check_spending(
+        self, prepared: PreparedRequest, cap: float | None, confirm_over_cap: ConfirmOverCap | None = None
+    ) -> Estimate | None:
+        """Refuse (before anything is sent) a request whose estimate exceeds `cap`, unless `confirm_over_cap` agrees
+        to it; returns the estimate."""
         if cap is None:
             return None
-        estimate = await self.estimate_credits(prepared)
-        if estimate is not None and estimate > cap:
+        estimate = await self.estimate(prepared)
+        if estimate.credits is None or estimate.credits <= cap:
+            return estimate
+        over = (
+            f"This request would reserve about {estimate.credits:g} credits ({prepared.spec.id}: {estimate.basis}), "
+            f"over the cap of {cap:g}"
+        )
+        next_step = (
+            "Raise max_credits (or EVOLINK_MAX_CREDITS_PER_CALL), or pick a cheaper model, a lower quality tier "
+            "or fewer images."
+        )
+        if confirm_over_cap is None:
+            raise SpendingCapError(f"{over}.", next_step=next_step)
+        if not await confirm_over_cap(estimate, cap):
             raise SpendingCapError(
-                f"This request would reserve about {estimate:g} credits ({prepared.spec.id}, judged by earlier "
-                f"requests of the same model and tier), over the cap of {cap:g}.",
-                next_step="Raise max_credits (or EVOLINK_MAX_CREDITS_PER_CALL), or pick a cheaper model, "
-                "a lower quality tier or fewer images.",
+                f"{over}, and the user did not agree to go over it.",
+                next_step="Do not send it again as is; " + next_step[0].lower() + next_step[1:],
             )
+        log.info("%s: the user agreed to %g credits over the cap of %g", prepared.spec.id, estimate.credits, cap)
         return estimate
 
     async def upload_local_refs(self, prepared: PreparedRequest) -> GenerationRequest:
