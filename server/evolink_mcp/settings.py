@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -21,24 +20,18 @@ class SettingsError(ValueError):
 
 
 def default_output_dir() -> Path:
-    """A per-user pictures folder (never relative to the working directory)."""
-    home = Path.home()
-    if sys.platform.startswith("linux"):
-        xdg = os.environ.get("XDG_PICTURES_DIR")
-        if xdg and Path(xdg).is_absolute():
-            return Path(xdg) / "Evolink"
-    return home / "Pictures" / "Evolink"
+    """A per-user pictures folder (never relative to the working directory): the platform's own, wherever the
+    user moved it (XDG user dirs, Windows known folders)."""
+    import platformdirs
+
+    return Path(platformdirs.user_pictures_dir()) / "Evolink"
 
 
 def default_state_dir() -> Path:
     """A per-user state folder for the task journal."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-        return base / "evolink-mcp"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "evolink-mcp"
-    xdg = os.environ.get("XDG_STATE_HOME")
-    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state") / "evolink-mcp"
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("evolink-mcp", appauthor=False))
 
 
 @dataclass(frozen=True)
@@ -145,6 +138,23 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+# Numeric settings' lower bounds: (field, bound, whether the bound itself is allowed).
+_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ("wait_seconds", 0, True),
+    ("preview_max_bytes", 0, True),
+    ("max_credits_per_call", 0, False),
+    ("result_cache_size", 1, True),
+    ("sandbox_task_seconds", 0, True),
+    ("mcp_max_sessions", 0, False),
+    ("mcp_session_idle_seconds", 0, False),
+    ("mcp_read_seconds", 0, False),
+)
+
+
+# Read by hand rather than with pydantic-settings: ENV_VARS is one list that also writes the README's table; a
+# bundle host's unfilled "${user_config.x}" must read as unset; lists are comma- or os.pathsep-separated, not
+# JSON; every message names the variable to fix; and the stdio server's cold start (bench/cold_start.py, 1.10x
+# the bare SDK at most) would pay for pydantic-settings' and python-dotenv's imports on every spawn.
 @dataclass(frozen=True)
 class Settings:
     api_key: SecretStr | None = None
@@ -178,25 +188,20 @@ class Settings:
             value = getattr(self, name)
             if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
                 raise SettingsError(f"{_env_name(name)} must be an http(s) URL; got {value!r}.")
-        if self.wait_seconds < 0:
-            raise SettingsError("EVOLINK_WAIT_SECONDS must be 0 or more.")
-        if self.preview_max_bytes < 0:
-            raise SettingsError("EVOLINK_PREVIEW_MAX_BYTES must be 0 or more.")
-        if self.max_credits_per_call is not None and self.max_credits_per_call <= 0:
-            raise SettingsError("EVOLINK_MAX_CREDITS_PER_CALL must be more than 0.")
-        if self.result_cache_size < 1:
-            raise SettingsError("EVOLINK_RESULT_CACHE_SIZE must be 1 or more.")
-        if self.sandbox_task_seconds < 0:
-            raise SettingsError("EVOLINK_SANDBOX_TASK_SECONDS must be 0 or more.")
+        for name, bound, allowed in _BOUNDS:
+            value = getattr(self, name)
+            if value is not None and not (value >= bound if allowed else value > bound):
+                wanted = f"{bound:g} or more" if allowed else f"more than {bound:g}"
+                raise SettingsError(f"{_env_name(name)} must be {wanted}.")
+        for name in ("mcp_max_sessions", "mcp_session_idle_seconds", "mcp_read_seconds"):
+            if not getattr(self, name) < float("inf"):
+                raise SettingsError(f"{_env_name(name)} must be more than 0.")
         if not self.output_dir.is_absolute():
             object.__setattr__(self, "output_dir", self.output_dir.expanduser().resolve())
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
         for name in ("api_key", "mcp_token"):
             _check_sendable(name, getattr(self, name))
-        for name in ("mcp_max_sessions", "mcp_session_idle_seconds", "mcp_read_seconds"):
-            if not 0 < getattr(self, name) < float("inf"):
-                raise SettingsError(f"{_env_name(name)} must be more than 0.")
 
     def __repr__(self) -> str:
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
@@ -243,29 +248,53 @@ def _env_name(field_name: str) -> str:
     return next(v.name for v in ENV_VARS if v.field == field_name)
 
 
+def _flag(raw: str) -> bool:
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in raw.split(",") if h.strip())
+
+
+def _dirs(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+
+
+def _path(raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+# How each variable's text becomes its setting (a variable not listed is taken as it is).
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    **dict.fromkeys(
+        (
+            "wait_seconds",
+            "sandbox_task_seconds",
+            "max_credits_per_call",
+            "mcp_session_idle_seconds",
+            "mcp_read_seconds",
+        ),
+        float,
+    ),
+    **dict.fromkeys(("preview_max_bytes", "mcp_max_sessions", "result_cache_size"), int),
+    **dict.fromkeys(("sandbox", "resource_links"), _flag),
+    **dict.fromkeys(("output_dir", "state_dir", "catalog_file"), _path),
+    **dict.fromkeys(("mcp_allowed_hosts", "download_allow_hosts"), _names),
+    "allowed_dirs": _dirs,
+    "log_level": str.upper,
+}
+
+
 def _convert(var: EnvVar, raw: str) -> Any:
-    kind = Settings.__dataclass_fields__[var.field].type
+    convert = _CONVERTERS.get(var.field)
+    if convert is None:
+        return raw
     try:
-        if var.field in ("wait_seconds", "sandbox_task_seconds", "max_credits_per_call"):
-            return float(raw)
-        if var.field in ("preview_max_bytes", "mcp_max_sessions", "result_cache_size"):
-            return int(raw)
-        if var.field in ("mcp_session_idle_seconds", "mcp_read_seconds"):
-            return float(raw)
-        if var.field in ("sandbox", "resource_links"):
-            if raw.lower() in _TRUE:
-                return True
-            if raw.lower() in _FALSE:
-                return False
-            raise ValueError(raw)
-        if var.field in ("output_dir", "state_dir", "catalog_file"):
-            return Path(raw).expanduser()
-        if var.field in ("mcp_allowed_hosts", "download_allow_hosts"):
-            return tuple(h.strip() for h in raw.split(",") if h.strip())
-        if var.field == "allowed_dirs":
-            return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
-        if var.field == "log_level":
-            return raw.upper()
+        return convert(raw)
     except ValueError:
+        kind = Settings.__dataclass_fields__[var.field].type
         raise SettingsError(f"{var.name}={raw!r} is not a valid value ({kind}).") from None
-    return raw
