@@ -42,6 +42,9 @@ PREVIEW_QUEUE_MAX = int(PREVIEW_SLOTS.total_tokens)
 # its reduction) in each slot. Its default, none, hands every decoded image back to malloc, whose per-thread
 # arenas keep the freed memory: +300 MB after 100 previews.
 _PILLOW_BLOCKS_KEPT = 2 * int(PREVIEW_SLOTS.total_tokens)
+# Pillow's documented setting (reference/block_allocator), read when Pillow loads: it is imported only when an
+# image is made or previewed, after this module. A value the user set is kept.
+os.environ.setdefault("PILLOW_BLOCKS_MAX", str(_PILLOW_BLOCKS_KEPT))
 # Decoded pixels (after a JPEG's draft) of one preview: an image over this gets none, with the reason. A 4K result
 # is 8-17 MP; 50 MP decodes to at most ~400 MB (RGBA and its converted copy), where a 13000x13000 PNG took 760 MB.
 PREVIEW_MAX_PIXELS = 50_000_000
@@ -83,8 +86,6 @@ def _encode_preview(path: Path, budget: int) -> tuple[str, str, int, int] | None
     """The best preview of `path` whose base64 text fits `budget` characters, or None."""
     from PIL import Image  # Pillow is heavy: imported only when a preview is made
 
-    if Image.core.get_blocks_max() < _PILLOW_BLOCKS_KEPT:
-        Image.core.set_blocks_max(_PILLOW_BLOCKS_KEPT)
     try:
         opened = Image.open(path)
     except Image.DecompressionBombError as exc:  # Pillow's own limit, checked on the header: over ours too
