@@ -400,7 +400,8 @@ class Journal:
                 (request_key, fingerprint, SUBMITTING, model, prompt, json.dumps(request), now, now, self.owner),
             )
             # Read back: a retry under the same key keeps the first attempt's record (its creation time).
-            return db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
+            row: sqlite3.Row = db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
+            return row
 
         return _record(await self._run(write))
 

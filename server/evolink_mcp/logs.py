@@ -36,14 +36,17 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in typeshed
+    """Ours: what configure_logging replaces when it is called again."""
+
+
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """One stderr handler on the root logger, redacting `secrets`; replaces earlier handlers of ours."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_evolink", False):
+        if isinstance(handler, _StderrHandler):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler._evolink = True  # type: ignore[attr-defined]
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root.addHandler(handler)

@@ -1,5 +1,5 @@
-"""A bare MCPServer served over stdio as evolink-mcp serves it, whose one tool does what handlers must not be able to do to
-the wire: print, write to fd 1, read stdin, and run a child process that does the same."""
+"""A bare MCPServer served over stdio as evolink-mcp serves it, whose one tool does what handlers must not be
+able to do to the wire: print, write to fd 1, read stdin, and run a child process that does the same."""
 
 import logging
 import os

@@ -40,7 +40,7 @@ class SavedImageOut(BaseModel):
 
 # In every result and its text, but left out of the published output schema: it costs each client ~0.3 KB of
 # tools/list per task tool, for facts that nothing acts on (models never see output schemas).
-Informational = SkipJsonSchema()
+Informational = SkipJsonSchema()  # type: ignore[type-arg]  # typed as a generic alias; the marker class at run time
 
 
 class TaskOutput(BaseModel):
