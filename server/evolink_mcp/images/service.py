@@ -27,6 +27,7 @@ from ..catalog import (
     errors_only,
     estimate_credits,
     reference_kind,
+    reference_size_problems,
     resolve_model,
     validate_request,
 )
@@ -259,6 +260,8 @@ class ImageService:
         for param, ref in refs:
             if reference_kind(ref) == "local" and ref not in local_refs:
                 local_refs[ref] = check_local_image(ref, param=param, max_bytes=max_bytes, allowed_dirs=allowed_dirs)
+                # Over the documented figure but within the newer one: sent, with a warning.
+                problems += reference_size_problems(spec, param, ref, local_refs[ref][0].stat().st_size)
         return PreparedRequest(spec, request, [p for p in problems if p.severity == "warning"], local_refs)
 
     async def credits_seen(self, prepared: PreparedRequest) -> float | None:
