@@ -209,7 +209,7 @@
 
   // -- gallery ----------------------------------------------------------------------------------------------
   function card(task, extra = []) {
-    const img = el("img", { alt: task.prompt || "generated image", loading: "lazy" });
+    const img = el("img", { alt: task.prompt || "generated image" });
     const media = el("div", { class: "media" });
     const first = (task.images || [])[0];
     if (first) {
@@ -235,6 +235,7 @@
         type: "button",
         class: "card",
         "data-task": task.task_id,
+        "data-status": task.status,
         onclick: () => task.task_id && openTask(task.task_id),
       },
       media,
@@ -256,6 +257,9 @@
   }
 
   function show(view) {
+    // What the studio started sits above the gallery, and below the image being looked at.
+    $("gallery").before($("runs"));
+    if (view === "detail") $("detail").after($("runs"));
     $("gallery").hidden = view !== "gallery";
     $("detail").hidden = view !== "detail";
     $("to-gallery").classList.toggle("on", view === "gallery");
@@ -488,7 +492,7 @@
   }
 
   function submitButton(text) {
-    return el("button", { type: "submit", class: "primary", text });
+    return el("button", { type: "button", class: "primary", text });
   }
 
   async function openPanel(action) {
@@ -512,20 +516,30 @@
     const byId = new Map(list.map((model) => [model.id, model]));
     const image = task.images[state.index];
     const error = el("p", { class: "error" });
-    const go = (handler) => async (event) => {
-      event.preventDefault();
-      const button = panel.querySelector("button[type=submit]");
-      button.disabled = true;
-      error.textContent = "";
-      try {
-        await handler(new FormData(panel));
-      } catch (failure) {
-        error.textContent = failure.message;
-      } finally {
-        button.disabled = false;
-      }
+    // Not a <form>: a sandboxed view without allow-forms gets no submit event.
+    const form = {
+      get: (name) => (panel.querySelector(`[name="${name}"]`) || {}).value || "",
+      getAll: (name) => [...panel.querySelectorAll(`[name="${name}"]:checked`)].map((input) => input.value),
+      text(name, what) {
+        const value = form.get(name).trim();
+        if (!value) throw new Error(`Say ${what} first.`);
+        return value;
+      },
     };
-    panel.onsubmit = null;
+    const go = (handler) => {
+      const button = panel.querySelector("button.primary");
+      button.onclick = async () => {
+        button.disabled = true;
+        error.textContent = "";
+        try {
+          await handler(form);
+        } catch (failure) {
+          error.textContent = failure.message;
+        } finally {
+          button.disabled = false;
+        }
+      };
+    };
 
     if (action === "variations") {
       const choices = list.filter((model) => model.modes.includes("text-to-image"));
@@ -535,25 +549,26 @@
         submitButton("Make a variation"),
         error,
       );
-      panel.onsubmit = go(async (form) => {
+      go(async (form) => {
         const model = form.get("model");
         run(`Variation · ${model}`, { prompt: task.prompt, model, ...sameSettings(task, model, byId.get(model)) });
       });
     } else if (action === "edit") {
       const choices = list.filter((model) => model.max_reference_images > 0);
       panel.replaceChildren(
-        el("label", {}, "What to change", el("textarea", { name: "prompt", required: true, placeholder: task.prompt })),
+        el("label", {}, "What to change", el("textarea", { name: "prompt", placeholder: task.prompt })),
         el("label", {}, "Model", modelSelect(choices, task.model)),
         submitButton("Edit with this image"),
         error,
       );
-      panel.onsubmit = go(async (form) => {
+      go(async (form) => {
         const model = form.get("model");
-        run(`Edit · ${model}`, { prompt: form.get("prompt"), model, image_urls: [image.path] });
+        run(`Edit · ${model}`, { prompt: form.text("prompt", "what to change"), model, image_urls: [image.path] });
       });
     } else if (action === "compare") {
       const choices = list.filter((model) => model.modes.includes("text-to-image") && !model.beta);
       const picked = new Set([task.model, ...choices.filter((m) => m.default).map((m) => m.id)]);
+      for (const model of choices) if (picked.size < 2) picked.add(model.id);
       const checks = el(
         "div",
         { class: "checks" },
@@ -573,7 +588,7 @@
         submitButton("Compare"),
         error,
       );
-      panel.onsubmit = go(async (form) => {
+      go(async (form) => {
         const chosen = form.getAll("models");
         if (chosen.length < 2 || chosen.length > MAX_COMPARE) throw new Error(`Pick 2 to ${MAX_COMPARE} models.`);
         const cap = parseFloat(form.get("cap"));
@@ -590,21 +605,22 @@
       panel.replaceChildren(
         el("p", { class: "hint", text: "Paint over what should change, then describe it." }),
         el("div", { class: "row" }, el("label", {}, "Brush", brush), el("button", { type: "button", class: "ghost", text: "Clear", onclick: () => startMask(brush) })),
-        el("label", {}, "What to paint in", el("textarea", { name: "prompt", required: true })),
+        el("label", {}, "What to paint in", el("textarea", { name: "prompt" })),
         el("label", {}, "Model", modelSelect(choices, task.model)),
         submitButton("Apply masked edit"),
         error,
       );
       startMask(brush);
-      panel.onsubmit = go(async (form) => {
+      go(async (form) => {
         if (!state.maskPainted) throw new Error("Paint over part of the image first.");
+        const prompt = form.text("prompt", "what to paint in");
         const mask = maskPng();
         setStatus("Uploading the mask…");
         const upload = await callTool("upload_file", { base64_data: mask, file_name: `mask-${task.task_id}.png` });
         setStatus("");
         const model = form.get("model");
         run(`Masked edit · ${model}`, {
-          prompt: form.get("prompt"),
+          prompt,
           model,
           image_urls: [image.path],
           mask_url: upload.file_url,
