@@ -222,7 +222,10 @@ def _make_private(path: Path) -> None:
 def _try_lock(handle: IO[bytes]) -> bool:
     """Lock the open file for this handle alone, without waiting; False if another handle holds it.
 
-    flock and Windows byte locks belong to the open file, not the process, and die with their process."""
+    flock and Windows byte locks belong to the open file, not the process, and die with their process. Not
+    filelock: it would replace only these lines (the probe of other owners' files and their age-based clean-up
+    in `_is_held` stay ours), and its release deletes the file on Windows but not elsewhere, which the clean-up
+    rule (a file nobody holds is removed once a minute old) would then have to allow for on each platform."""
     try:
         if sys.platform == "win32":
             import msvcrt
