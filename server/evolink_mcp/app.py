@@ -147,25 +147,15 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
             raise ResourceError(f"No task {task_id!r} in this server's journal; list_tasks shows the recent ones.")
         return summarize_entry(entry).model_dump_json(exclude_none=True)
 
-    def saved_image(name: str, extension: str) -> bytes:
-        folder = deps.settings.output_dir.resolve()
-        path = folder / f"{name}.{extension}"
-        unknown = ResourceError(f"No saved image {path.name!r} in the output folder; list_tasks shows the saved files.")
-        if "/" in name or "\\" in name or name.startswith(".") or path.resolve().parent != folder:
-            raise unknown
-        try:  # no symlink followed, so nothing outside the folder is ever served
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            raise unknown from None
-        with os.fdopen(fd, "rb") as file:
-            data = file.read(deps.settings.max_download_bytes + 1)
-        if sniff_image(data[:16]) != (extension, IMAGE_TYPES[extension]):
-            raise unknown  # only images: never an arbitrary file that happens to sit in the folder
-        return data
+    _add_saved_image_templates(server, deps.settings)
+
+
+def _add_saved_image_templates(server: MCPServer[Deps], settings: Settings) -> None:
+    """One resource template per image type over the output folder."""
 
     def reader(extension: str) -> Callable[[str], bytes]:
         def read(name: str) -> bytes:
-            return saved_image(name, extension)
+            return _read_saved_image(settings, name, extension)
 
         return read
 
@@ -176,6 +166,23 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
             title=f"A saved image (.{extension})",
             mime_type=mime_type,
         )(reader(extension))
+
+
+def _read_saved_image(settings: Settings, name: str, extension: str) -> bytes:
+    folder = settings.output_dir.resolve()
+    path = folder / f"{name}.{extension}"
+    unknown = ResourceError(f"No saved image {path.name!r} in the output folder; list_tasks shows the saved files.")
+    if "/" in name or "\\" in name or name.startswith(".") or path.resolve().parent != folder:
+        raise unknown
+    try:  # no symlink followed, so nothing outside the folder is ever served
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        raise unknown from None
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(settings.max_download_bytes + 1)
+    if sniff_image(data[:16]) != (extension, IMAGE_TYPES[extension]):
+        raise unknown  # only images: never an arbitrary file that happens to sit in the folder
+    return data
 
 
 class EvolinkServer(MCPServer[Deps]):
