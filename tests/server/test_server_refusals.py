@@ -147,16 +147,17 @@ async def test_without_an_api_key_tools_are_listed_but_calls_say_how_to_set_it_a
     server_for: ServerFor, connect: Connect, sandbox: SandboxServer
 ) -> None:
     async with connect(server_for(api_key=None)) as mcp:
-        assert len(await mcp.tools()) == 7
+        assert len(await mcp.tools()) == 9
         assert not (await mcp.call("list_models", {})).is_error
 
         generated = await mcp.call("generate_image", {"prompt": "a kite"})
         uploaded = await mcp.call("upload_file", {"file_url": "https://example.com/a.png"})
         checked = await mcp.call("check_task", {"task_id": "task-unified-1-abcdefgh"})
         listed = await mcp.call("list_files", {})
+        balance = await mcp.call("check_balance", {})
 
     assert mcp.error(generated)["category"] == "configuration" and mcp.error(generated)["charged"] == "no"
-    for result in (generated, uploaded, checked, listed):
+    for result in (generated, uploaded, checked, listed, balance):
         assert result.is_error
         assert mcp.error(result)["category"] == "configuration"
         assert "EVOLINK_API_KEY" in mcp.text(result) and "--sandbox" in mcp.text(result)

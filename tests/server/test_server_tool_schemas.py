@@ -27,7 +27,17 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
-TOOLS = ["generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file", "list_tasks"]
+TOOLS = [
+    "generate_image",
+    "check_task",
+    "upload_file",
+    "list_models",
+    "list_files",
+    "delete_file",
+    "list_tasks",
+    "estimate_cost",
+    "check_balance",
+]
 
 # name -> (readOnly, destructive, idempotent, openWorld)
 ANNOTATIONS = {
@@ -38,6 +48,8 @@ ANNOTATIONS = {
     "list_files": (True, False, True, True),
     "delete_file": (False, True, True, True),
     "list_tasks": (True, False, True, False),  # the local journal
+    "estimate_cost": (True, False, True, True),  # free; reads the balance upstream
+    "check_balance": (True, False, True, True),
 }
 SPEC_DEFAULTS = (False, True, False, True)  # ToolAnnotations in the MCP schema
 

@@ -3,7 +3,7 @@
 import logging
 from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, Resolve
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink
 from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
@@ -13,6 +13,7 @@ from ..evolink import InvalidRequestError, task_failure_advice
 from ..images import TaskOutcome
 from ..images.polling import Update
 from ..journal import TaskRecord
+from ..present import submitted_line
 from .common import (
     READ_ONLY_REMOTE,
     REMOTE_WRITE,
@@ -25,6 +26,7 @@ from .common import (
     result,
     saved_image_uri,
 )
+from .costs import OverCapAnswer, ask_over_cap, over_cap_confirmer
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,15 @@ def _progress_message(record: TaskRecord) -> str:
 
 
 def _reporter(ctx: Context[Any]) -> Update:
+    first = True
+
     async def report(record: TaskRecord) -> None:
+        nonlocal first
+        # The first message names the task: a client that stops waiting (a short time-out) still has its id.
+        message = f"{submitted_line(record)}; {_progress_message(record)}" if first else _progress_message(record)
+        first = False
         try:
-            await ctx.report_progress(float(record.progress or 0), 100.0, _progress_message(record))
+            await ctx.report_progress(float(record.progress or 0), 100.0, message)
         except Exception as exc:  # a client that went away must not fail the generation
             log.debug("progress notification failed: %r", exc)
 
@@ -180,6 +188,8 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
     async def generate_image(
         prompt: Annotated[str, Field(description="What to create, or how to change the reference images.")],
         ctx: Context[Any],
+        # Not an argument: over the spending cap, the user's answer to going over it (MCP elicitation).
+        over_cap: Annotated[OverCapAnswer, Resolve(ask_over_cap)],
         model: Annotated[
             str,
             Field(
@@ -244,6 +254,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             max_credits=max_credits,
             wait_seconds=wait_seconds,
             on_update=_reporter(ctx),
+            confirm_over_cap=over_cap_confirmer(over_cap),
         )
         return render(deps, outcome)
 
