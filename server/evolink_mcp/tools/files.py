@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from ..catalog import reference_kind
 from ..evolink import EvolinkError, FileList, FileQuota, InvalidRequestError, UploadedFile
 from ..media import MAX_UPLOAD_BYTES, local_path, open_local_image, sniff_image
-from .common import READ_ONLY_REMOTE, REMOTE_DELETE, REMOTE_WRITE, ToolSpec, deps_of, error_result, result
+from .common import READ_ONLY_REMOTE, REMOTE_DELETE, REMOTE_WRITE, Deps, ToolSpec, deps_of, error_result, result
 
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,", re.IGNORECASE)
 
@@ -80,6 +80,40 @@ def _upload_text(uploaded: UploadedFile) -> str:
     )
 
 
+async def _upload(
+    deps: Deps,
+    file_path: str | None,
+    base64_data: str | None,
+    file_url: str | None,
+    upload_path: str | None,
+    file_name: str | None,
+) -> UploadedFile:
+    """upload_file's one source sent the way Evolink takes it."""
+    sources = [s for s in (file_path, base64_data, file_url) if s]
+    if len(sources) != 1:
+        raise InvalidRequestError(
+            f"Give exactly one of file_path, base64_data or file_url ({'none' if not sources else len(sources)} given)."
+        )
+    if file_path:
+        image = await anyio.to_thread.run_sync(
+            lambda: open_local_image(file_path, param="file_path", allowed_dirs=deps.allowed_dirs)
+        )
+        with image:  # the file checked is the file sent, whatever happens to its path meanwhile
+            return await deps.client.upload_file(
+                image.file,
+                upload_path=upload_path,
+                file_name=file_name or local_path(file_path).name,
+                mime_type=image.mime_type,
+            )
+    if base64_data:
+        check_base64(base64_data)
+        return await deps.client.upload_base64(base64_data, upload_path=upload_path, file_name=file_name)
+    assert file_url is not None
+    if reference_kind(file_url) != "url":
+        raise InvalidRequestError(f"file_url must be a public http(s) URL; got {file_url[:100]!r}.")
+    return await deps.client.upload_url(file_url, upload_path=upload_path, file_name=file_name)
+
+
 def file_tools() -> list[ToolSpec]:
     async def upload_file(
         ctx: Context[Any],
@@ -92,32 +126,8 @@ def file_tools() -> list[ToolSpec]:
         """Upload an image from exactly one source (JPEG, PNG, GIF, WebP; up to 100 MB; free; kept 72 h).
         Returns a file_url for image_urls."""
         deps = deps_of(ctx)
-        sources = [s for s in (file_path, base64_data, file_url) if s]
         try:
-            if len(sources) != 1:
-                raise InvalidRequestError(
-                    "Give exactly one of file_path, base64_data or file_url "
-                    f"({'none' if not sources else len(sources)} given)."
-                )
-            if file_path:
-                image = await anyio.to_thread.run_sync(
-                    lambda: open_local_image(file_path, param="file_path", allowed_dirs=deps.allowed_dirs)
-                )
-                with image:  # the file checked is the file sent, whatever happens to its path meanwhile
-                    uploaded = await deps.client.upload_file(
-                        image.file,
-                        upload_path=upload_path,
-                        file_name=file_name or local_path(file_path).name,
-                        mime_type=image.mime_type,
-                    )
-            elif base64_data:
-                check_base64(base64_data)
-                uploaded = await deps.client.upload_base64(base64_data, upload_path=upload_path, file_name=file_name)
-            else:
-                assert file_url is not None
-                if reference_kind(file_url) != "url":
-                    raise InvalidRequestError(f"file_url must be a public http(s) URL; got {file_url[:100]!r}.")
-                uploaded = await deps.client.upload_url(file_url, upload_path=upload_path, file_name=file_name)
+            uploaded = await _upload(deps, file_path, base64_data, file_url, upload_path, file_name)
         except EvolinkError as exc:
             return error_result(exc)
         out = UploadOutput(
