@@ -17,7 +17,7 @@ from fault_support import Session, is_png, text_of
 from mcp_types import CallToolResult
 
 from evolink_mcp.images import follower
-from evolink_mcp.journal import REFUSED, SUBMITTED, UNKNOWN
+from evolink_mcp.journal import REFUSED, SUBMITTED, UNKNOWN, TaskRecord
 from evolink_mcp.sandbox import Sandbox, SandboxServer
 
 if TYPE_CHECKING:
@@ -112,25 +112,12 @@ async def test_a_storm_of_429_5xx_and_drops_over_50_generations_saves_or_reports
         submitted: dict[str, str] = {}  # request key -> task id, for every call that returned a task
         outcomes: Counter[str] = Counter()
         for key, result in results.items():
-            data = result.structured_content
-            assert data is not None
             entry = await journal.by_request_key(key)
             assert entry is not None, f"{key} was never journaled"
-            if not result.is_error:
-                assert task_by_key.get(key) == data["task_id"], f"{key}: the task it reports is not the one created"
-                assert entry.state == SUBMITTED and entry.task_id == data["task_id"]
-                submitted[key] = data["task_id"]
-                outcomes["task"] += 1
-            elif (data := data["error"])["charged"] == "no":
-                assert key not in task_by_key, f"{key} said charged=no but a task was created"
-                assert data["category"] in ("rate_limit", "service_unavailable", "insufficient_credits"), data
-                assert entry.state == REFUSED
-                outcomes["refused"] += 1
-            else:
-                assert data["charged"] == "unknown" and data["category"] == "outcome_unknown", data
-                assert data["client_request_id"] == key and key in text_of(result)
-                assert entry.state == UNKNOWN
-                outcomes["unknown with a task" if key in task_by_key else "unknown, nothing created"] += 1
+            outcome = outcome_of(key, result, entry, task_by_key)
+            outcomes[outcome] += 1
+            if outcome == "task":
+                submitted[key] = entry.task_id or ""
         assert len(created) == outcomes["task"] + outcomes["unknown with a task"]
         assert outcomes["refused"] >= 3 and outcomes["unknown with a task"] >= 1, outcomes
         assert outcomes["task"] >= CALLS - generation_faults
@@ -152,6 +139,26 @@ async def test_a_storm_of_429_5xx_and_drops_over_50_generations_saves_or_reports
             assert entry is not None
             paths = [Path(p) for p in entry.saved_paths]
             assert len(paths) == 1 and is_png(paths[0]) and task_id in paths[0].name
+
+
+def outcome_of(key: str, result: CallToolResult, entry: TaskRecord, task_by_key: dict[str, str]) -> str:
+    """What one call's result says happened, checked against the journal and the tasks upstream created."""
+    data = result.structured_content
+    assert data is not None
+    if not result.is_error:
+        assert task_by_key.get(key) == data["task_id"], f"{key}: the task it reports is not the one created"
+        assert entry.state == SUBMITTED and entry.task_id == data["task_id"]
+        return "task"
+    error = data["error"]
+    if error["charged"] == "no":
+        assert key not in task_by_key, f"{key} said charged=no but a task was created"
+        assert error["category"] in ("rate_limit", "service_unavailable", "insufficient_credits"), error
+        assert entry.state == REFUSED
+        return "refused"
+    assert error["charged"] == "unknown" and error["category"] == "outcome_unknown", error
+    assert error["client_request_id"] == key and key in text_of(result)
+    assert entry.state == UNKNOWN
+    return "unknown with a task" if key in task_by_key else "unknown, nothing created"
 
 
 async def saved(mcp: Session, task_id: str) -> bool:

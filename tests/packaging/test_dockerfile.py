@@ -118,35 +118,39 @@ def parse_dockerfile(text: str) -> list[Stage]:
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             stages.append(Stage(image=words[0], name=name))
             continue
-        stage = stages[-1]
-        if keyword == "WORKDIR":
-            stage.workdir = os.path.join(stage.workdir, _expand(rest, stage.env))
-        elif keyword == "ENV":
-            stage.env.update(_pairs(rest, stage.env))
-        elif keyword == "LABEL":
-            stage.labels.update(_pairs(rest, stage.env))
-        elif keyword == "COPY":
-            words = shlex.split(rest)
-            flags = {w[2:].partition("=")[0]: w.partition("=")[2] for w in words if w.startswith("--")}
-            paths = [w for w in words if not w.startswith("--")]
-            stage.copies.append(Copy(flags.get("from"), paths[:-1], os.path.join(stage.workdir, paths[-1])))
-            stage.steps.append(stage.copies[-1])
-        elif keyword == "RUN":
-            stage.runs.append(Run(stage.workdir, _exec_form(rest)))
-            stage.steps.append(stage.runs[-1])
-        elif keyword == "USER":
-            stage.user = rest
-        elif keyword == "VOLUME":
-            stage.volumes.extend(json.loads(rest) if rest.startswith("[") else rest.split())
-        elif keyword == "HEALTHCHECK":
-            options, _, command = rest.partition("CMD")
-            stage.healthcheck = {k.removeprefix("--"): v for k, _, v in (o.partition("=") for o in options.split())}
-            stage.healthcheck_cmd = _exec_form(command.strip())
-        elif keyword == "ENTRYPOINT":
-            stage.entrypoint = _exec_form(rest)
-        elif keyword == "CMD":
-            stage.cmd = _exec_form(rest)
+        _apply(stages[-1], keyword, rest)
     return stages
+
+
+def _apply(stage: Stage, keyword: str, rest: str) -> None:
+    """One instruction of a stage."""
+    if keyword == "WORKDIR":
+        stage.workdir = os.path.join(stage.workdir, _expand(rest, stage.env))
+    elif keyword == "ENV":
+        stage.env.update(_pairs(rest, stage.env))
+    elif keyword == "LABEL":
+        stage.labels.update(_pairs(rest, stage.env))
+    elif keyword == "COPY":
+        words = shlex.split(rest)
+        flags = {w[2:].partition("=")[0]: w.partition("=")[2] for w in words if w.startswith("--")}
+        paths = [w for w in words if not w.startswith("--")]
+        stage.copies.append(Copy(flags.get("from"), paths[:-1], os.path.join(stage.workdir, paths[-1])))
+        stage.steps.append(stage.copies[-1])
+    elif keyword == "RUN":
+        stage.runs.append(Run(stage.workdir, _exec_form(rest)))
+        stage.steps.append(stage.runs[-1])
+    elif keyword == "USER":
+        stage.user = rest
+    elif keyword == "VOLUME":
+        stage.volumes.extend(json.loads(rest) if rest.startswith("[") else rest.split())
+    elif keyword == "HEALTHCHECK":
+        options, _, command = rest.partition("CMD")
+        stage.healthcheck = {k.removeprefix("--"): v for k, _, v in (o.partition("=") for o in options.split())}
+        stage.healthcheck_cmd = _exec_form(command.strip())
+    elif keyword == "ENTRYPOINT":
+        stage.entrypoint = _exec_form(rest)
+    elif keyword == "CMD":
+        stage.cmd = _exec_form(rest)
 
 
 def _seconds(duration: str) -> float:
