@@ -212,3 +212,26 @@ async def test_estimate_cost_without_a_readable_balance_still_prices_the_request
     data = mcp.data(estimated)
     assert not estimated.is_error and data["credits"] == 1.8 and "balance" not in data
     assert any("balance could not be read" in w for w in data["warnings"]) and not sandbox.state.requests()
+
+
+async def test_what_earlier_tasks_reserved_over_the_published_price_is_the_estimate(
+    mcp: Session, sandbox: SandboxServer
+) -> None:
+    # The service reserved more than the page said (a price gone up since it was read): believe the service.
+    reserved_more = {
+        "id": "task-unified-1757165031-pricedup",
+        "model": "krea-2-turbo",
+        "object": "image.generation.task",
+        "status": "failed",
+        "error": {"code": "invalid_parameters", "message": "refused after pricing"},
+        "usage": {"billing_rule": "per_call", "credits_reserved": 5.0, "user_group": "default"},
+    }
+    sandbox.state.fail_next("generations", 200, body=reserved_more)
+    await mcp.call("generate_image", KREA_2K)
+
+    estimated = mcp.data(await mcp.call("estimate_cost", KREA_2K))
+    refused = await mcp.call("generate_image", {**KREA_2K, "max_credits": 3})  # the published 1.8 is within it
+
+    assert estimated["credits"] == 5 and "reserved 5, more than its published price (1.8)" in estimated["basis"]
+    assert mcp.error(refused)["category"] == "spending_cap" and "about 5 credits" in mcp.error(refused)["message"]
+    assert len(sandbox.state.requests("generations")) == 1
