@@ -24,7 +24,7 @@ from .prompts import prompt_specs
 from .settings import Settings
 from .studio import only_for_apps_clients, studio_extension, with_studio
 from .tools import Deps, tool_specs
-from .tools.common import IMAGE_TYPES, SAVED_IMAGES, saved_image_uri
+from .tools.common import IMAGE_TYPES, SAVED_IMAGES, TASK_IMAGES, saved_image_uri
 
 SERVER_NAME = "evolink-mcp"
 RECENT_TASKS_LISTED = 50  # resources/list names the saved images of this many recent tasks
@@ -147,15 +147,22 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
             raise ResourceError(f"No task {task_id!r} in this server's journal; list_tasks shows the recent ones.")
         return summarize_entry(entry).model_dump_json(exclude_none=True)
 
-    _add_saved_image_templates(server, deps.settings)
+    _add_saved_image_templates(server, deps)
 
 
-def _add_saved_image_templates(server: MCPServer[Deps], settings: Settings) -> None:
-    """One resource template per image type over the output folder."""
+def _add_saved_image_templates(server: MCPServer[Deps], deps: Deps) -> None:
+    """Per image type, one resource template over the output folder and one over each task's saved images
+    (those saved in a folder a call chose)."""
 
     def reader(extension: str) -> Callable[[str], bytes]:
         def read(name: str) -> bytes:
-            return _read_saved_image(settings, name, extension)
+            return _read_saved_image(deps.settings, name, extension)
+
+        return read
+
+    def task_reader(extension: str) -> Callable[[str, str], bytes]:
+        def read(task_id: str, name: str) -> bytes:
+            return _read_task_image(deps, task_id, f"{name}.{extension}")
 
         return read
 
@@ -166,6 +173,12 @@ def _add_saved_image_templates(server: MCPServer[Deps], settings: Settings) -> N
             title=f"A saved image (.{extension})",
             mime_type=mime_type,
         )(reader(extension))
+        server.resource(
+            f"{TASK_IMAGES}{{name}}.{extension}",
+            name=f"task-image-{extension}",
+            title=f"A task's saved image, in any folder (.{extension})",
+            mime_type=mime_type,
+        )(task_reader(extension))
 
 
 def _read_saved_image(settings: Settings, name: str, extension: str) -> bytes:
@@ -174,13 +187,41 @@ def _read_saved_image(settings: Settings, name: str, extension: str) -> bytes:
     unknown = ResourceError(f"No saved image {path.name!r} in the output folder; list_tasks shows the saved files.")
     if "/" in name or "\\" in name or name.startswith(".") or path.resolve().parent != folder:
         raise unknown
+    return _read_image(path, settings.max_download_bytes, unknown)
+
+
+def _read_task_image(deps: Deps, task_id: str, file_name: str) -> bytes:
+    """A file the journal names as one of this task's saved images, at its real path (no symlink on the way); over
+    HTTP only inside the folders this server may write. No path is ever made from the URI."""
+    unknown = ResourceError(f"No saved image {file_name!r} of task {task_id!r}; list_tasks shows the saved files.")
+    try:
+        entry = deps.service.journal.by_task_id_now(task_id)
+    except JournalError:
+        raise unknown from None
+    path = next((Path(p) for p in (entry.saved_paths if entry else []) if Path(p).name == file_name), None)
+    if path is None or not path.is_absolute() or path.resolve() != path:
+        raise unknown
+    if not _may_serve(deps, path):
+        raise unknown
+    return _read_image(path, deps.settings.max_download_bytes, unknown)
+
+
+def _may_serve(deps: Deps, path: Path) -> bool:
+    """Over HTTP, only what lies inside the folders this server may write; over stdio, the user's own files."""
+    roots = None if deps.allowed_dirs is None else [*deps.allowed_dirs, deps.settings.output_dir]
+    return roots is None or any(path.is_relative_to(root.resolve()) for root in roots)
+
+
+def _read_image(path: Path, max_bytes: int, unknown: ResourceError) -> bytes:
+    """The image at `path`, of the type its extension says, or `unknown`."""
     try:  # no symlink followed, so nothing outside the folder is ever served
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         raise unknown from None
     with os.fdopen(fd, "rb") as file:
-        data = file.read(settings.max_download_bytes + 1)
-    if sniff_image(data[:16]) != (extension, IMAGE_TYPES[extension]):
+        data = file.read(max_bytes + 1)
+    extension = path.suffix.lstrip(".")
+    if sniff_image(data[:16]) != (extension, IMAGE_TYPES.get(extension)):
         raise unknown  # only images: never an arbitrary file that happens to sit in the folder
     return data
 
@@ -205,8 +246,8 @@ class EvolinkServer(MCPServer[Deps]):
         """The saved images still on disk that the templates serve, as resources."""
         found = []
         for task_id, path in saved:
-            uri = saved_image_uri(path, self.deps.settings.output_dir)
-            if uri is not None and path.is_file():
+            uri = saved_image_uri(path, self.deps.settings.output_dir, task_id)
+            if uri is not None and path.is_file() and _may_serve(self.deps, path):
                 mime_type = IMAGE_TYPES[path.suffix.lstrip(".")]
                 found.append(
                     MCPResource(uri=uri, name=path.name, title=f"Image of task {task_id}", mime_type=mime_type)

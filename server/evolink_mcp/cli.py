@@ -229,7 +229,7 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> int:
             request_key=args.request_id,
             wait_seconds=args.wait,
             on_update=bar.update,
-            previews=False,
+            inline="none",
         )
     finally:
         bar.close()

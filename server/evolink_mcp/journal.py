@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     created_at    REAL NOT NULL,
     updated_at    REAL NOT NULL,
     finished      INTEGER NOT NULL DEFAULT 0,
-    owner         TEXT
+    owner         TEXT,
+    output_dir    TEXT
 );
 CREATE INDEX IF NOT EXISTS submissions_unfinished ON submissions (finished, created_at);
 CREATE INDEX IF NOT EXISTS submissions_updated ON submissions (updated_at);
@@ -109,6 +110,7 @@ class TaskRecord:
     error_message: str | None = None
     finished: bool = False
     owner: str | None = None  # the process that follows it (see OWNERS_DIR)
+    output_dir: str | None = None  # where its images are saved, when not the configured output folder
     estimated_seconds_left: float | None = None  # the last poll's estimate: not stored
 
     @classmethod
@@ -180,6 +182,7 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         error_message=row["error_message"],
         finished=bool(row["finished"]),
         owner=row["owner"],
+        output_dir=row["output_dir"],
     )
 
 
@@ -199,9 +202,12 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
         connection.close()
         raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
     connection.executescript(_SCHEMA)
-    if "owner" not in {column["name"] for column in connection.execute("PRAGMA table_info(submissions)")}:
-        try:  # a journal from before owners were recorded
-            connection.execute("ALTER TABLE submissions ADD COLUMN owner TEXT")
+    columns = {column["name"] for column in connection.execute("PRAGMA table_info(submissions)")}
+    for added in ("owner", "output_dir"):  # a journal from before these were recorded
+        if added in columns:
+            continue
+        try:
+            connection.execute(f"ALTER TABLE submissions ADD COLUMN {added} TEXT")
         except sqlite3.OperationalError as exc:
             if "duplicate column" not in str(exc):  # another process added it first
                 raise
@@ -390,17 +396,36 @@ class Journal:
     # Writes
 
     async def record_intent(
-        self, request_key: str, fingerprint: str, model: str, prompt: str | None, request: dict[str, Any]
+        self,
+        request_key: str,
+        fingerprint: str,
+        model: str,
+        prompt: str | None,
+        request: dict[str, Any],
+        output_dir: str | None = None,
     ) -> TaskRecord:
-        """Before the POST: what is about to be submitted, under which idempotency key; returns its record."""
+        """Before the POST: what is about to be submitted, under which idempotency key, and where its images go;
+        returns its record (a retry under the same key keeps the first attempt's folder)."""
         now = time.time()
 
         def write(db: sqlite3.Connection) -> sqlite3.Row:
             db.execute(
                 "INSERT INTO submissions (request_key, fingerprint, state, model, prompt, request_json,"
-                " created_at, updated_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(request_key)"
+                " created_at, updated_at, owner, output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(request_key)"
                 " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, owner = excluded.owner",
-                (request_key, fingerprint, SUBMITTING, model, prompt, json.dumps(request), now, now, self.owner),
+                (
+                    request_key,
+                    fingerprint,
+                    SUBMITTING,
+                    model,
+                    prompt,
+                    json.dumps(request),
+                    now,
+                    now,
+                    self.owner,
+                    output_dir,
+                ),
             )
             # Read back: a retry under the same key keeps the first attempt's record (its creation time).
             row: sqlite3.Row = db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
@@ -432,6 +457,10 @@ class Journal:
             save_error=save_error,
             finished=0 if save_error else 1,
         )
+
+    async def record_output_dir(self, task_id: str, output_dir: str | None) -> None:
+        """Where the task's images are to be saved (asked for after it was submitted); None: the output folder."""
+        await self._update_task(task_id, output_dir=output_dir)
 
     async def _update(self, request_key: str, **fields: Any) -> None:
         await self._write("request_key", request_key, fields)

@@ -47,6 +47,11 @@ def sniff_image(head: bytes) -> tuple[str, str] | None:
     return None
 
 
+# This server's own URIs of saved images (served as MCP resources, taken back wherever an image reference is).
+SAVED_IMAGES = "evolink://images/"  # + the file name, in the output folder
+TASK_IMAGES = "evolink://tasks/{task_id}/images/"  # + the file name: a task's image wherever it was saved
+
+
 def local_path(ref: str) -> Path:
     """A local reference (plain path, ~path or file:// URL) as a Path."""
     if ref.lower().startswith("file:"):
@@ -159,6 +164,39 @@ def reopen_local_image(path: Path, *, param: str, max_bytes: int = MAX_UPLOAD_BY
     """The image `check_local_image` returned `path` for, opened again: refused unless it is still that file
     (no symlink or folder swapped in since)."""
     return open_local_image(str(path), param=param, max_bytes=max_bytes, allowed_dirs=[path])
+
+
+def writable_folder(ref: str, *, param: str, allowed_dirs: Sequence[Path] | None = None) -> Path:
+    """The folder `ref` names, created if missing and checked writable (a file made and removed in it), or
+    InvalidRequestError naming `param`. `allowed_dirs` None allows any folder the user can write (stdio); otherwise
+    it must lie inside one of them."""
+    path = local_path(ref)
+    if not path.is_absolute():
+        raise InvalidRequestError(f"{param}: {ref!r} is a relative path; give an absolute folder path.")
+    roots = None if allowed_dirs is None else [d.resolve() for d in allowed_dirs]
+
+    def inside() -> bool:  # by the real path: a symlink out of a root is outside
+        return roots is None or any(path.resolve().is_relative_to(r) for r in roots)
+
+    if not inside():
+        where = ", ".join(str(d) for d in allowed_dirs or ())
+        raise InvalidRequestError(
+            f"{param}: {ref!r} is outside the folders this server may write ({where}).",
+            next_step=f"Leave {param} out to save in the output folder, or pick a folder inside one of these "
+            "(the server's operator sets them with EVOLINK_ALLOWED_DIRS).",
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not inside():  # a symlink swapped in while the folders were made
+            raise InvalidRequestError(f"{param}: {ref!r} leads outside the folders this server may write.")
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise InvalidRequestError(
+            f"{param}: cannot save in {str(path)!r} ({exc.strerror or exc}).",
+            next_step=f"Pick a folder you can write to, or leave {param} out to save in the output folder.",
+        ) from None
+    return path.resolve()
 
 
 def safe_component(text: str, limit: int = 80) -> str:

@@ -25,15 +25,28 @@ CALL_TIMEOUT = 30.0
 TASK_SECONDS = "0.05"
 SECRET_KEY = "sk-test-SECRET-7f3c9a1e5b2d4c6e8a0f"
 MCP_TOKEN = "mcp-token-3b8e1d9f4a6c2e7b"
-TOOLS = {"generate_image", "check_task", "upload_file", "list_models", "list_files", "delete_file", "list_tasks"}
+TOOLS = {
+    "generate_image",
+    "check_task",
+    "estimate_cost",
+    "check_balance",
+    "upload_file",
+    "list_models",
+    "list_files",
+    "delete_file",
+    "list_tasks",
+}
 
 
 @asynccontextmanager
-async def stdio_session(env: dict[str, str], errlog: Path, *args: str) -> AsyncIterator[Client]:
-    """The SDK's stdio client (which spawns the server on pipes) on `evolink-mcp *args`; stderr to `errlog`."""
+async def stdio_session(
+    env: dict[str, str], errlog: Path, *args: str, timeout: float = CALL_TIMEOUT
+) -> AsyncIterator[Client]:
+    """The SDK's stdio client (which spawns the server on pipes) on `evolink-mcp *args`; stderr to `errlog`; the
+    whole session bounded by `timeout`."""
     command, *argv = evolink_argv(*args)
     params = StdioServerParameters(command=command, args=argv, env=env)
-    with errlog.open("w") as log, anyio.fail_after(CALL_TIMEOUT):
+    with errlog.open("w") as log, anyio.fail_after(timeout):
         async with Client(stdio_client(params, errlog=log)) as client:
             yield client
 

@@ -7,13 +7,14 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import anyio
 from anyio.abc import TaskGroup
 
 from ..evolink import EvolinkError, NotFoundError
-from ..journal import JournalError
+from ..journal import JournalError, TaskRecord
 from ..media import clear_staging
 from .results import RESULT_URL_LIFETIME
 
@@ -87,32 +88,34 @@ class Follower:
             assert record.task_id is not None
             self.follow(record.task_id)
 
-    def follow(self, task_id: str) -> bool:
-        """Keep following `task_id` until it ends and its images are saved; False if nothing runs tasks."""
+    def follow(self, task_id: str, record: TaskRecord | None = None) -> bool:
+        """Keep following `task_id` until it ends and its images are saved; False if nothing runs tasks. `record`
+        is what the caller knows of it, used where the journal does not know the task (where to save it)."""
         if self._group is None:
             return False
         if task_id not in self._followed:
             self._followed.add(task_id)
-            self._group.start_soon(self._follow, task_id)
+            self._group.start_soon(self._follow, task_id, None if record is None else replace(record))
         return True
 
     def is_followed(self, task_id: str) -> bool:
         return task_id in self._followed
 
-    async def _follow(self, task_id: str) -> None:
+    async def _follow(self, task_id: str, known: TaskRecord | None) -> None:
         assert self._slots is not None
         try:
             async with self._slots:
-                await self._follow_to_the_end(task_id)
+                await self._follow_to_the_end(task_id, known)
         finally:
             self._followed.discard(task_id)
 
-    async def _follow_to_the_end(self, task_id: str) -> None:
+    async def _follow_to_the_end(self, task_id: str, known: TaskRecord | None) -> None:
         service = self.service
         try:
             ours, record = await service.journal.take(task_id)
         except JournalError:
             ours, record = True, None
+        record = record or known
         if not ours:
             log.info("not following %s: another running server process follows it", task_id)
             return

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
@@ -20,6 +20,11 @@ from ..media import SavedImage
 log = logging.getLogger(__name__)
 
 PREVIEW_MAX_EDGE = 1568  # Anthropic's recommended long edge for images a model reads
+# Images asked for in full: clients refuse a tool result over 1 MiB (Claude Desktop; the SDK's streamable-HTTP client
+# an SSE event over it), base64 included. What is left is for the text, links and structured copy.
+FULL_INLINE_BUDGET = 1024 * 1024 - 64 * 1024
+FULL_MAX_EDGE = 8000  # the Anthropic API refuses an image with a longer side
+Inline = Literal["preview", "full", "none"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,27 @@ def _encode_opened(opened: Any, budget: int) -> tuple[str, str, int, int] | None
         # other way round, each decode grew a small block again: ~3,000 page faults, 8-10 ms, per preview.
         image.close()
         full.close()
+
+
+def read_full(image: SavedImage, budget: int) -> Preview | str:
+    """A saved image as it is, inline, if its base64 text fits `budget` and a model may read it; else why not."""
+    from PIL import Image
+
+    encoded_size = 4 * -(-image.bytes // 3)
+    if encoded_size > budget:
+        return f"its file ({image.bytes / 1048576:.1f} MiB) is over the {budget // 1024} KiB a result may carry"
+    try:
+        with Image.open(image.path) as opened:  # the header only: its size
+            width, height = opened.size
+        data = image.path.read_bytes()
+    except (OSError, Image.DecompressionBombError) as exc:
+        return f"it could not be read ({str(exc)[:120] or type(exc).__name__})"
+    if max(width, height) > FULL_MAX_EDGE:
+        return f"{width}x{height} is over the {FULL_MAX_EDGE} px a side models accept"
+    encoded = base64.b64encode(data).decode("ascii")
+    if len(encoded) > budget:  # it grew on disk since it was saved
+        return f"its file is over the {budget // 1024} KiB a result may carry"
+    return Preview(image.index, encoded, image.mime_type, width, height)
 
 
 def _why_no_preview(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from ..evolink import EvolinkClient
 from ..journal import Journal, JournalError, TaskRecord
 from ..media import SavedImage, already_saved, save_results, sniff_image
 from ..settings import Settings
-from .previews import Preview, make_previews
+from .previews import FULL_INLINE_BUDGET, Inline, Preview, make_previews, read_full
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,12 @@ class ResultStore:
                 notes=notes,
                 named_at=named_at,
             )
+            try:  # the folder asked for last (check_task may have named one since this record was read)
+                current = await self.journal.by_task_id(task_id)
+            except JournalError:
+                current = None
+            if current is not None:
+                record.output_dir = current.output_dir
             errors = await self._download(record, results, deadline)
             if errors:
                 results.save_error = "; ".join(errors)
@@ -185,7 +191,8 @@ class ResultStore:
             "urls_expire_at": results.urls_expire_at.isoformat() if results.urls_expire_at else None,
             "submitted_at": datetime.fromtimestamp(record.created_at, timezone.utc).isoformat() if journaled else None,
         }
-        directory = self.settings.output_dir
+        directory = Path(record.output_dir) if record.output_dir else self.settings.output_dir
+        sidecar["output_dir"] = str(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             saved = await anyio.to_thread.run_sync(
@@ -205,6 +212,43 @@ class ResultStore:
             deadline=deadline,
         )
         return errors
+
+    async def inline(self, results: TaskResults, mode: Inline) -> tuple[list[Preview], int, list[str]]:
+        """The images to send inline (`mode`: "preview", "full" or "none"), how many previews were left out because
+        the server was busy, and why an image asked for in full is only a preview.
+
+        In full: each saved file itself, as far as all of them fit one result (FULL_INLINE_BUDGET, base64
+        counted); the others as their previews."""
+        if mode == "none":
+            return [], 0, []
+        if mode == "preview":
+            return (*await self.previews(results), [])
+        budget = max(FULL_INLINE_BUDGET, self.settings.preview_max_bytes)
+        full: dict[int, Preview] = {}
+        why: dict[int, str] = {}
+        for image in results.images:
+            read = await anyio.to_thread.run_sync(read_full, image, budget)
+            if isinstance(read, Preview):
+                full[image.index] = read
+            else:
+                why[image.index] = read
+        previews: dict[int, Preview] = {}
+        skipped = 0
+        if len(full) < len(results.images):  # a preview of each is made (and cached) once: cheaper than picking
+            made, skipped = await self.previews(results)
+            previews = {p.index: p for p in made}
+        sent: dict[int, Preview] = dict(previews)
+        spent = sum(len(p.data_base64) for p in sent.values())
+        for index, whole in sorted(full.items()):  # in order, as far as they fit beside the other previews
+            cost = len(whole.data_base64) - (len(previews[index].data_base64) if index in previews else 0)
+            if spent + cost <= budget:
+                sent[index], spent = whole, spent + cost
+            else:
+                why[index] = f"with the other images it would be over the {budget // 1024} KiB a result may carry"
+        notes = [
+            f"Image {i + 1} is inline as a preview only: {why[i]}; the full file is saved." for i in sorted(why)
+        ]
+        return [sent[i] for i in sorted(sent)], skipped, notes
 
     async def previews(self, results: TaskResults) -> tuple[list[Preview], int]:
         """The previews of saved results (made once while they are cached), and how many were left out because

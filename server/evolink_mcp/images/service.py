@@ -39,11 +39,11 @@ from ..evolink import (
     SubmissionOutcomeUnknownError,
 )
 from ..journal import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError, TaskRecord
-from ..media import MAX_UPLOAD_BYTES, check_local_image, reopen_local_image, upload_name
+from ..media import MAX_UPLOAD_BYTES, check_local_image, reopen_local_image, upload_name, writable_folder
 from ..settings import Settings
 from .follower import Follower
 from .polling import Clock, Update, wait_for_end
-from .previews import Preview
+from .previews import Inline, Preview
 from .results import ResultStore, TaskResults
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class PreparedRequest:
     request: GenerationRequest
     warnings: list[Problem]
     local_refs: dict[str, tuple[Path, str]]  # reference string -> (path, mime type)
+    output_dir: str | None = None  # where its images go, when not the configured output folder
 
 
 @dataclass
@@ -79,8 +80,9 @@ class TaskOutcome:
 
     record: TaskRecord | None = None
     results: TaskResults | None = None
-    previews: list[Preview] = field(default_factory=list)
+    previews: list[Preview] = field(default_factory=list)  # the images sent inline: previews, or files in full
     previews_skipped: int = 0  # left out because the server was busy making others: worth asking again
+    inline_notes: list[str] = field(default_factory=list)  # why an image asked for in full is only a preview
     warnings: list[str] = field(default_factory=list)
     poll_error: EvolinkError | None = None  # following failed for now; the task itself is safe
     followed: bool = False  # the server follows it in the background
@@ -136,8 +138,9 @@ class ImageService:
         max_credits: float | None = None,
         wait_seconds: float | None = None,
         on_update: Update | None = None,
-        previews: bool = True,
+        inline: Inline = "preview",
         confirm_over_cap: ConfirmOverCap | None = None,
+        output_dir: str | None = None,
     ) -> TaskOutcome:
         """Resolve the model, check the request and the spending cap (over it: refused, unless `confirm_over_cap`
         says go ahead), upload local references, submit (once per request key), wait with updates, save. A refusal
@@ -146,6 +149,7 @@ class ImageService:
         cap = min(caps) if caps else None
         try:
             prepared = self.prepare(model, request, allowed_dirs=allowed_dirs)
+            prepared.output_dir = self.output_folder(output_dir, allowed_dirs)
             estimate = await self.check_spending(prepared, cap, confirm_over_cap)
             if cap is not None and estimate is not None and estimate.credits is not None and estimate.credits > cap:
                 cap = None  # going over it was agreed to
@@ -167,24 +171,46 @@ class ImageService:
                 "cancel a task, so it will run; lower quality or n next time."
             )
         wait = self.settings.wait_seconds if wait_seconds is None else wait_seconds
-        return await self.follow(record, wait, on_update=on_update, previews=previews, warnings=warnings)
+        return await self.follow(record, wait, on_update=on_update, inline=inline, warnings=warnings)
 
     async def check(
-        self, task_id: str, wait_seconds: float = 0, *, on_update: Update | None = None, previews: bool = True
+        self,
+        task_id: str,
+        wait_seconds: float = 0,
+        *,
+        on_update: Update | None = None,
+        inline: Inline = "preview",
+        output_dir: str | None = None,
+        allowed_dirs: Sequence[Path] | None = None,
     ) -> TaskOutcome:
-        """A task's state, waited for up to `wait_seconds`; a completed task's images saved (once) and shown."""
+        """A task's state, waited for up to `wait_seconds`; a completed task's images saved (once, in `output_dir`
+        if given) and shown."""
+        try:
+            folder = self.output_folder(output_dir, allowed_dirs)
+        except EvolinkError as exc:
+            return TaskOutcome(error=exc)
         record: TaskRecord | None = None  # read once: each journal read is a worker-thread round trip
         try:
             record = await self.journal.by_task_id(task_id)
             if record is not None and await self.results.known(record) is not None:
-                return await self._outcome(record, previews=previews)  # saved already: no need to ask upstream
+                outcome = await self._outcome(record, inline=inline)  # saved already: no need to ask upstream
+                saved_in = Path(record.saved_paths[0]).parent  # saved as folder / name: no need to resolve
+                if output_dir is not None and saved_in != (Path(folder) if folder else self.settings.output_dir):
+                    outcome.warnings.append(
+                        f"Its images were saved before, in {saved_in}; output_dir applies to images not saved yet."
+                    )
+                return outcome
         except JournalError as exc:
             log.warning("check_task %s: %s; asking upstream", task_id, exc.message)
         try:
             record = await self.look(task_id, record)
         except EvolinkError as exc:
             return TaskOutcome(error=exc)
-        return await self.follow(record, wait_seconds, on_update=on_update, previews=previews)
+        if output_dir is not None and folder != record.output_dir:
+            record.output_dir = folder
+            if record.request_key is not None:
+                await self.journal.record_output_dir(task_id, folder)
+        return await self.follow(record, wait_seconds, on_update=on_update, inline=inline)
 
     async def follow(
         self,
@@ -192,7 +218,7 @@ class ImageService:
         wait_seconds: float,
         *,
         on_update: Update | None = None,
-        previews: bool = True,
+        inline: Inline = "preview",
         warnings: list[str] | None = None,
     ) -> TaskOutcome:
         """Wait up to `wait_seconds` with updates, then the outcome; what is still running is followed on in
@@ -209,12 +235,12 @@ class ImageService:
                 except EvolinkError as exc:  # never lose the task over a failed poll
                     poll_error = exc
             if not record.is_terminal:
-                self.follower.follow(record.task_id)
+                self.follower.follow(record.task_id, record)
             return await self._outcome(
-                record, warnings=warnings, poll_error=poll_error, save_deadline=save_deadline, previews=previews
+                record, warnings=warnings, poll_error=poll_error, save_deadline=save_deadline, inline=inline
             )
         except anyio.get_cancelled_exc_class():
-            self.follower.follow(record.task_id)
+            self.follower.follow(record.task_id, record)
             raise
 
     async def _outcome(
@@ -224,21 +250,31 @@ class ImageService:
         warnings: list[str] | None = None,
         poll_error: EvolinkError | None = None,
         save_deadline: float | None = None,
-        previews: bool = True,
+        inline: Inline = "preview",
     ) -> TaskOutcome:
         assert record.task_id is not None
         outcome = TaskOutcome(record, warnings=list(warnings or []), poll_error=poll_error)
         if record.succeeded:
             outcome.results = await self.results.save(record, deadline=save_deadline)
-            if previews:
-                outcome.previews, outcome.previews_skipped = await self.results.previews(outcome.results)
+            outcome.previews, outcome.previews_skipped, outcome.inline_notes = await self.results.inline(
+                outcome.results, inline
+            )
             if outcome.results.save_error:
-                self.follower.follow(record.task_id)  # keeps trying to save on its own, a few times
+                self.follower.follow(record.task_id, record)  # keeps trying to save on its own, a few times
         elif not record.is_terminal:
             outcome.followed = self.follower.is_followed(record.task_id)
         return outcome
 
     # Checking and submitting
+
+    def output_folder(self, output_dir: str | None, allowed_dirs: Sequence[Path] | None) -> str | None:
+        """The folder a call asked its images saved in, checked writable and created (over HTTP inside the allowed
+        folders or the output folder); None for the configured output folder. Raises InvalidRequestError."""
+        if output_dir is None:
+            return None
+        roots = None if allowed_dirs is None else [*allowed_dirs, self.settings.output_dir]
+        folder = writable_folder(output_dir, param="output_dir", allowed_dirs=roots)
+        return None if folder == self.settings.output_dir.resolve() else str(folder)
 
     def prepare(
         self, model: str | None, request: GenerationRequest, *, allowed_dirs: Sequence[Path] | None
@@ -368,6 +404,7 @@ class ImageService:
                 prepared.spec.id,
                 request.prompt,
                 {k: v for k, v in body.items() if k not in ("prompt", "model")},
+                prepared.output_dir,
             )
             try:
                 task = await self.client.submit_generation(body, idempotency_key=key)

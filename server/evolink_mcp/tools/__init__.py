@@ -4,6 +4,7 @@ from ..catalog import Catalog
 from ..settings import Settings
 from .common import Deps, ToolSpec
 from .costs import cost_tools
+from .edits import edit_tools
 from .files import file_tools
 from .generation import generation_tools
 from .models import model_tools
@@ -18,6 +19,7 @@ def tool_specs(catalog: Catalog, settings: Settings) -> list[ToolSpec]:
         *model_tools(catalog),
         *task_tools(),
         *cost_tools(catalog),
+        *edit_tools(catalog),
     ]
     return sorted(specs, key=lambda s: not s.core)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import UnexpectedToolError
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from ..catalog import Catalog, echo
 from ..evolink import EvolinkClient, EvolinkError, InvalidRequestError
 from ..images import ImageService
+from ..media import SAVED_IMAGES, TASK_IMAGES
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,14 +37,18 @@ class Deps:
     allowed_dirs: Sequence[Path] | None
 
 
-SAVED_IMAGES = "evolink://images/"  # + the file name: a resource template per image type serves it
 IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
 
 
-def saved_image_uri(path: Path, output_dir: Path) -> str | None:
-    """The resource URI of a saved image, if the output folder's templates serve it."""
-    served = path.parent.resolve() == output_dir.resolve() and path.suffix.lstrip(".") in IMAGE_TYPES
-    return f"{SAVED_IMAGES}{path.name}" if served else None
+def saved_image_uri(path: Path, output_dir: Path, task_id: str | None = None) -> str | None:
+    """The resource URI of a saved image: by name in the output folder; elsewhere, by its task's."""
+    if path.suffix.lstrip(".") not in IMAGE_TYPES:
+        return None
+    if path.parent.resolve() == output_dir.resolve():
+        return f"{SAVED_IMAGES}{path.name}"
+    if task_id is None:
+        return None
+    return TASK_IMAGES.format(task_id=quote(task_id, safe="")) + path.name
 
 
 def deps_of(ctx: Context[Any]) -> Deps:

@@ -111,10 +111,6 @@ async def ask_over_cap(
 ) -> Elicit[SpendOverCap] | None:
     """generate_image's question to the user when its estimate is over the spending cap; None: nothing to ask
     (within the cap, no estimate, an invalid request the tool reports, or a client that cannot be asked)."""
-    deps = deps_of(ctx)
-    cap = _cap(deps, max_credits or None)  # 0 is refused by the tool itself
-    if cap is None or not _can_ask(ctx):
-        return None
     request = GenerationRequest(
         prompt=prompt,
         size=size,
@@ -126,6 +122,18 @@ async def ask_over_cap(
         callback_url=callback_url,
         extra=dict(extra or {}),
     )
+    return await over_cap_question(ctx, model, request, max_credits)
+
+
+async def over_cap_question(
+    ctx: Context[Any], model: str | None, request: GenerationRequest, max_credits: float | None
+) -> Elicit[SpendOverCap] | None:
+    """The question to the user when a request's estimate is over the spending cap (the resolver of each tool that
+    makes images builds its request and asks this); None: nothing to ask."""
+    deps = deps_of(ctx)
+    cap = _cap(deps, max_credits or None)  # 0 is refused by the tool itself
+    if cap is None or not _can_ask(ctx):
+        return None
     try:
         prepared = deps.service.prepare(model, request, allowed_dirs=deps.allowed_dirs)
     except EvolinkError:

@@ -12,6 +12,7 @@ from ..catalog import Catalog, GenerationRequest
 from ..evolink import InvalidRequestError, task_failure_advice
 from ..images import TaskOutcome
 from ..images.polling import Update
+from ..images.previews import Inline
 from ..journal import TaskRecord
 from ..present import submitted_line
 from .common import (
@@ -29,6 +30,10 @@ from .common import (
 from .costs import OverCapAnswer, ask_over_cap, over_cap_confirmer
 
 log = logging.getLogger(__name__)
+
+# The arguments every tool that makes images shares.
+OutputDir = Annotated[str | None, Field(description="Save folder (made if missing).")]
+InlineImages = Inline  # preview, full (the file itself, if the result stays under 1 MiB) or none: its enum says it
 
 
 class SavedImageOut(BaseModel):
@@ -51,11 +56,11 @@ class TaskOutput(BaseModel):
     task_id: str
     status: str
     progress: float
-    estimated_seconds_left: float | None = None
     images: list[SavedImageOut] = Field(default_factory=list)
-    save_error: str | None = None
     error: ErrorOut | None = None  # a failed task: an error result that still carries the task
     next_step: str
+    estimated_seconds_left: Annotated[float | None, Informational] = None
+    save_error: Annotated[str | None, Informational] = None
     model: Annotated[str | None, Informational] = None
     credits_reserved: Annotated[float | None, Informational] = None
     client_request_id: Annotated[str | None, Informational] = None
@@ -70,7 +75,7 @@ def _progress_message(record: TaskRecord) -> str:
     return f"{record.status} {record.progress or 0:.0f}%{eta}"
 
 
-def _reporter(ctx: Context[Any]) -> Update:
+def reporter(ctx: Context[Any]) -> Update:
     first = True
 
     async def report(record: TaskRecord) -> None:
@@ -120,7 +125,7 @@ def render(deps: Deps, outcome: TaskOutcome) -> CallToolResult:
             item = SavedImageOut(index=index, url=url)
             if image is not None:
                 item.path, item.mime_type, item.bytes = str(image.path), image.mime_type, image.bytes
-                item.resource_uri = saved_image_uri(image.path, deps.settings.output_dir)
+                item.resource_uri = saved_image_uri(image.path, deps.settings.output_dir, task_id)
                 if item.resource_uri is not None and deps.settings.resource_links:
                     blocks.append(
                         ResourceLink(
@@ -141,6 +146,7 @@ def render(deps: Deps, outcome: TaskOutcome) -> CallToolResult:
             where = item.path or "not saved"
             lines.append(f"{item.index + 1}. {where} — {item.url}")
         lines.extend(results.notes)
+        lines.extend(outcome.inline_notes)
         if out.urls_expire_at:
             lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
         if outcome.previews_skipped:
@@ -186,7 +192,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
     model_ids = catalog.ids
 
     async def generate_image(
-        prompt: Annotated[str, Field(description="What to create, or how to change the reference images.")],
+        prompt: Annotated[str, Field(description="What to make, or how to change the references.")],
         ctx: Context[Any],
         # Not an argument: over the spending cap, the user's answer to going over it (MCP elicitation).
         over_cap: Annotated[OverCapAnswer, Resolve(ask_over_cap)],
@@ -208,7 +214,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             list[str] | None, Field(description="Reference images: URLs or local paths (uploaded).")
         ] = None,
         mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting.")] = None,
-        callback_url: Annotated[str | None, Field(description="HTTPS URL notified when the task ends.")] = None,
+        callback_url: Annotated[str | None, Field(description="HTTPS URL called when it ends.")] = None,
         # Published as a string (a JSON object): strict tool converters and Gemini refuse an open object. The SDK
         # parses a JSON string into the dict; an object is still taken as is.
         extra: Annotated[
@@ -225,8 +231,10 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         ] = None,
         # `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused below.
         max_credits: Annotated[
-            float | None, Field(ge=0, description="Refuse if it would reserve more credits.")
+            float | None, Field(ge=0, description="Refuse above this many credits.")
         ] = None,
+        output_dir: OutputDir = None,
+        inline: InlineImages = "preview",
     ) -> Annotated[CallToolResult, TaskOutput]:
         """Create or edit images (costs credits). Waits, saves and previews them, or returns a task_id for
         check_task."""
@@ -253,21 +261,32 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             request_key=client_request_id,
             max_credits=max_credits,
             wait_seconds=wait_seconds,
-            on_update=_reporter(ctx),
+            on_update=reporter(ctx),
             confirm_over_cap=over_cap_confirmer(over_cap),
+            output_dir=output_dir,
+            inline=inline,
         )
         return render(deps, outcome)
 
     async def check_task(
-        task_id: Annotated[str, Field(min_length=1, max_length=256, description="The id generate_image returned.")],
+        task_id: Annotated[str, Field(min_length=1, max_length=256)],
         ctx: Context[Any],
         wait_seconds: Annotated[
-            float, Field(ge=0, le=900, description="Seconds to wait for it to end (0 = just look).")
+            float, Field(ge=0, le=900, description="Seconds to wait (0 = just look).")
         ] = 0,
+        output_dir: OutputDir = None,
+        inline: InlineImages = "preview",
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """A task's status and ETA (free). When done, saves and shows its images; if failed, says why."""
+        """A task's status (free). When done, saves and shows its images; if failed, says why."""
         deps = deps_of(ctx)
-        outcome = await deps.service.check(task_id.strip(), wait_seconds, on_update=_reporter(ctx))
+        outcome = await deps.service.check(
+            task_id.strip(),
+            wait_seconds,
+            on_update=reporter(ctx),
+            inline=inline,
+            output_dir=output_dir,
+            allowed_dirs=deps.allowed_dirs,
+        )
         return render(deps, outcome)
 
     return [

@@ -50,12 +50,12 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
         ctx: Context[Any],
         # Not an enum: 14 modes would cost every client ~0.2 KB of tools/list; a wrong one is named and answered.
         mode: Annotated[
-            str | None, Field(description="Only models with this mode, e.g. edit, inpaint, upscale.")
+            str | None, Field(description="Only this mode, e.g. edit, inpaint, upscale.")
         ] = None,
         include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
     ) -> Annotated[CallToolResult, ModelListOutput]:
-        """What each model takes (free): sizes, qualities, n, reference images, extra parameters. Pick
-        generate_image values here."""
+        """What each model takes (free): sizes, qualities, n, references, extra parameters. Pick generate_image
+        values here."""
         if mode is not None and mode not in modes:
             return error_result(
                 InvalidRequestError(f"mode: {echo(mode)} is not a mode; use one of: {', '.join(modes)}.")
