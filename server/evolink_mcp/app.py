@@ -58,7 +58,8 @@ def build_deps(
         catalog=catalog,
         client=client,
         service=ImageService(settings, catalog, client, Journal(settings.state_dir), clock=clock),
-        allowed_dirs=allowed_dirs,
+        # The server's own output folder is always readable by it: a saved image can be edited over any transport.
+        allowed_dirs=None if allowed_dirs is None else (*allowed_dirs, settings.output_dir),
     )
 
 

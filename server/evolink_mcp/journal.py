@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 CREATE INDEX IF NOT EXISTS submissions_unfinished ON submissions (finished, created_at);
 CREATE INDEX IF NOT EXISTS submissions_updated ON submissions (updated_at);
+CREATE INDEX IF NOT EXISTS submissions_fingerprint ON submissions (fingerprint, created_at);
 """
 
 
@@ -489,6 +490,18 @@ class Journal:
     async def by_task_id(self, task_id: str) -> TaskRecord | None:
         row = await self._run(
             lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+        )
+        return _record(row) if row else None
+
+    async def same_request_since(self, fingerprint: str, since: float) -> TaskRecord | None:
+        """The newest task of this request (its fingerprint) submitted since `since` that has not failed."""
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM submissions WHERE fingerprint = ? AND created_at >= ? AND task_id IS NOT NULL"
+                " AND (status IS NULL OR status IN ('pending', 'processing', 'completed'))"
+                " ORDER BY created_at DESC LIMIT 1",
+                (fingerprint, since),
+            ).fetchone()
         )
         return _record(row) if row else None
 

@@ -3,9 +3,14 @@ lists models without loading the SDK."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 from .catalog import ModelSpec
+
+if TYPE_CHECKING:
+    from .journal import TaskRecord
 
 
 class ModelSummary(BaseModel):
@@ -47,3 +52,9 @@ def summarize(spec: ModelSpec, default_id: str) -> ModelSummary:
         mask=spec.mask_url,
         extra=list(spec.extra_params),
     )
+
+
+def submitted_line(task: TaskRecord) -> str:
+    """What says a task exists, as soon as it does (the first progress message, the log, the terminal)."""
+    credits = f", {task.credits:g} credits reserved" if task.credits is not None else ""
+    return f"task {task.task_id} submitted ({task.model or 'unknown model'}{credits})"

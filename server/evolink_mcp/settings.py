@@ -68,6 +68,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Default time generate_image waits for a result (0 = return the task id at once).",
     ),
     EnvVar(
+        "EVOLINK_DEDUPE_SECONDS",
+        "dedupe_seconds",
+        "120",
+        "The same generation repeated this soon without a client_request_id returns the first task, not a "
+        "second paid one (0 = off).",
+    ),
+    EnvVar(
         "EVOLINK_PREVIEW_MAX_BYTES",
         "preview_max_bytes",
         "600000",
@@ -141,6 +148,7 @@ _FALSE = {"0", "false", "no", "off", ""}
 # Numeric settings' lower bounds: (field, bound, whether the bound itself is allowed).
 _BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("wait_seconds", 0, True),
+    ("dedupe_seconds", 0, True),
     ("preview_max_bytes", 0, True),
     ("max_credits_per_call", 0, False),
     ("result_cache_size", 1, True),
@@ -164,6 +172,7 @@ class Settings:
     catalog_file: Path | None = None
     output_dir: Path = field(default_factory=default_output_dir)
     wait_seconds: float = 45.0
+    dedupe_seconds: float = 120.0
     preview_max_bytes: int = 600_000
     sandbox: bool = False
     sandbox_task_seconds: float = 4.0
@@ -273,6 +282,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     **dict.fromkeys(
         (
             "wait_seconds",
+            "dedupe_seconds",
             "sandbox_task_seconds",
             "max_credits_per_call",
             "mcp_session_idle_seconds",

@@ -61,7 +61,11 @@ async def test_generate_image_follows_the_task_with_progress_until_it_completes(
     assert len(updates) >= 2
     assert all(total == 100 for _, total, _ in updates)
     assert [p for p, _, _ in updates] == sorted(p for p, _, _ in updates)
-    assert updates[0][2] is not None and updates[0][2].split()[0] in ("pending", "processing")
+    task_id = mcp.data(result)["task_id"]
+    # The first message names the task as soon as it exists: a client that stops waiting still learns its id.
+    assert updates[0][2] is not None and updates[0][2].startswith(f"task {task_id} submitted (")
+    assert updates[0][2].split("; ")[1].split()[0] in ("pending", "processing")
+    assert all(task_id not in (message or "") for _, _, message in updates[1:])
     assert updates[-1] == (100, 100, "completed 100%")
     polls = sandbox.state.requests("tasks")
     assert polls and all(p.path == f"/v1/tasks/{mcp.data(result)['task_id']}" for p in polls)

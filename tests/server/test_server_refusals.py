@@ -234,7 +234,7 @@ async def test_the_api_key_appears_in_no_log_record_even_at_debug_level(
     await mcp.call("generate_image", {"prompt": "a castle [sandbox:duration=0]"})
 
     ours = [r for r in caplog.records if r.name.startswith("evolink_mcp")]
-    assert any("submitted task" in r.getMessage() for r in ours)  # the capture sees our records
+    assert any(" submitted (" in r.getMessage() for r in ours)  # the capture sees our records
     assert any(r.levelno == logging.DEBUG for r in caplog.records)
     assert all(api_key not in r.getMessage() for r in caplog.records)
     assert api_key not in caplog.text

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -14,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import anyio
 
@@ -24,6 +26,7 @@ from ..catalog import (
     ModelSpec,
     Problem,
     build_body,
+    echo,
     errors_only,
     estimate_credits,
     reference_kind,
@@ -39,12 +42,21 @@ from ..evolink import (
     SubmissionOutcomeUnknownError,
 )
 from ..journal import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError, TaskRecord
-from ..media import MAX_UPLOAD_BYTES, check_local_image, reopen_local_image, upload_name, writable_folder
+from ..media import (
+    MAX_UPLOAD_BYTES,
+    SAVED_IMAGES,
+    TASK_IMAGES,
+    check_local_image,
+    reopen_local_image,
+    upload_name,
+    writable_folder,
+)
+from ..present import submitted_line
 from ..settings import Settings
 from .follower import Follower
 from .polling import Clock, Update, wait_for_end
 from .previews import Inline, Preview
-from .results import ResultStore, TaskResults
+from .results import KeyedLocks, ResultStore, TaskResults
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +102,13 @@ class TaskOutcome:
     charged: Charged | None = None  # for `error` on a (paid) submission
 
 
+_TASK_PREFIX, _, _TASK_SUFFIX = TASK_IMAGES.partition("{task_id}")
+_OWN_IMAGE = re.compile(
+    rf"{re.escape(SAVED_IMAGES)}(?P<name>[^/?#]+)"
+    rf"|{re.escape(_TASK_PREFIX)}(?P<task_id>[^/?#]+){re.escape(_TASK_SUFFIX)}(?P<task_image>[^/?#]+)"
+)
+
+
 def _invalid(problems: Sequence[Problem]) -> InvalidRequestError:
     # The agent fixes what the message names: name the parameter where the message does not already.
     lines = [p.message if p.param in p.message else f"{p.param}: {p.message}" for p in problems]
@@ -125,6 +144,7 @@ class ImageService:
         self.clock = clock or Clock()
         self.results = ResultStore(settings, catalog, client, self.journal)
         self.follower = Follower(self)
+        self._same_request = KeyedLocks()
 
     # The use cases
 
@@ -161,7 +181,7 @@ class ImageService:
             return TaskOutcome(error=exc, charged=exc.charged)
         record = submission.record
         warnings = [p.message for p in prepared.warnings]
-        if submission.reused:
+        if submission.reused and request_key is not None:
             warnings.append(f"client_request_id {request_key!r} already has this task: nothing new was sent.")
         if submission.note:
             warnings.append(submission.note)
@@ -280,6 +300,11 @@ class ImageService:
         self, model: str | None, request: GenerationRequest, *, allowed_dirs: Sequence[Path] | None
     ) -> PreparedRequest:
         """Every check that needs no network: model, parameters, local files. Raises InvalidRequestError."""
+        request = replace(
+            request,
+            image_urls=[self.own_image(r, "image_urls") for r in request.image_urls],
+            mask_url=self.own_image(request.mask_url, "mask_url") if request.mask_url else request.mask_url,
+        )
         spec = resolve_model(self.catalog, model)
         if isinstance(spec, Problem):
             raise _invalid([spec])
@@ -299,6 +324,30 @@ class ImageService:
                 # Over the documented figure but within the newer one: sent, with a warning.
                 problems += reference_size_problems(spec, param, ref, local_refs[ref][0].stat().st_size)
         return PreparedRequest(spec, request, [p for p in problems if p.severity == "warning"], local_refs)
+
+    def own_image(self, ref: str, param: str) -> str:
+        """The path of the saved image one of this server's own URIs names (evolink://images/NAME in the output
+        folder, evolink://tasks/ID/images/NAME by the journal); any other reference as it is."""
+        match = _OWN_IMAGE.fullmatch(ref.strip())
+        if match is None:
+            return ref
+        missing = InvalidRequestError(
+            f"{param}: {echo(ref)} names no image this server saved.",
+            next_step="Use the path or resource_uri a result gave; list_tasks shows the saved files.",
+        )
+        name = unquote(match["name"] or match["task_image"])
+        if "/" in name or "\\" in name or name.startswith("."):
+            raise missing
+        if match["name"]:
+            return str(self.settings.output_dir / name)
+        try:
+            record = self.journal.by_task_id_now(unquote(match["task_id"]))
+        except JournalError:
+            raise missing from None
+        path = next((p for p in (record.saved_paths if record else []) if Path(p).name == name), None)
+        if path is None:
+            raise missing
+        return path
 
     async def credits_seen(self, prepared: PreparedRequest) -> float | None:
         """Credits this request will likely reserve, from what the same model and tier reserved before."""
@@ -368,12 +417,34 @@ class ImageService:
 
     @staticmethod
     def fingerprint(prepared: PreparedRequest) -> str:
-        """What makes two requests the same request: the model and every parameter as given."""
-        text = json.dumps({"model": prepared.spec.id, **asdict(prepared.request)}, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        """What makes two requests the same request: the model, every parameter as given, and which version of
+        each local reference file (a file edited since is a new request)."""
+        files = sorted(upload_name(path) for path, _ in prepared.local_refs.values())
+        fields = {"model": prepared.spec.id, **asdict(prepared.request), **({"files": files} if files else {})}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
     async def submit(self, prepared: PreparedRequest, *, request_key: str | None = None) -> Submission:
-        """Submit the (paid) generation once per request key; a key seen before returns its task instead."""
+        """Submit the (paid) generation once per request key; a key seen before returns its task instead. Without
+        a key, the same request made within EVOLINK_DEDUPE_SECONDS returns the first one's task (a client that
+        timed out and asked again must not pay twice)."""
+        window = self.settings.dedupe_seconds
+        if request_key is not None or window <= 0:
+            return await self._submit(prepared, request_key)
+        fingerprint = self.fingerprint(prepared)
+        async with self._same_request.hold(fingerprint):  # the same request twice at once: one POST
+            earlier = await self.journal.same_request_since(fingerprint, time.time() - window)
+            if earlier is None:
+                return await self._submit(prepared, None)
+        age = time.time() - earlier.created_at
+        log.info("the same request as task %s, %.0f s ago: nothing sent", earlier.task_id, age)
+        note = (
+            f"The same request (model and parameters) was made {age:.0f} s ago: its "
+            f"task {earlier.task_id} is returned and nothing new was sent or charged. For another image from the "
+            "same request, give a new client_request_id."
+        )
+        return Submission(earlier, reused=True, note=note)
+
+    async def _submit(self, prepared: PreparedRequest, request_key: str | None) -> Submission:
         key = request_key or str(uuid.uuid4())
         fingerprint = self.fingerprint(prepared)
         note = None
@@ -419,7 +490,7 @@ class ImageService:
             await self.journal.record_submitted(key, task.id, task.status, task.usage.credits_reserved)
             if task.is_terminal:  # ended at once (failed, say): no poll will record how
                 await self.journal.record_status(task.id, **changed)
-        log.info("submitted task %s (%s)", task.id, prepared.spec.id)
+        log.info("%s", submitted_line(record))
         return Submission(record, note=note)
 
     # Following tasks

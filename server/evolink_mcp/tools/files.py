@@ -95,14 +95,15 @@ async def _upload(
             f"Give exactly one of file_path, base64_data or file_url ({'none' if not sources else len(sources)} given)."
         )
     if file_path:
+        path = deps.service.own_image(file_path, "file_path")  # a saved image's evolink:// URI: its file
         image = await anyio.to_thread.run_sync(
-            lambda: open_local_image(file_path, param="file_path", allowed_dirs=deps.allowed_dirs)
+            lambda: open_local_image(path, param="file_path", allowed_dirs=deps.allowed_dirs)
         )
         with image:  # the file checked is the file sent, whatever happens to its path meanwhile
             return await deps.client.upload_file(
                 image.file,
                 upload_path=upload_path,
-                file_name=file_name or local_path(file_path).name,
+                file_name=file_name or local_path(path).name,
                 mime_type=image.mime_type,
             )
     if base64_data:
