@@ -4,7 +4,7 @@ MCP session's tools, and checked for what the Gemini API refuses."""
 from __future__ import annotations
 
 from checks import SERVER, TOOLS, check, ok, provider_safe, run
-from google.genai import _mcp_utils, types
+from google.genai import types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
@@ -27,9 +27,6 @@ async def main() -> None:
             types.FunctionDeclaration(name=tool.name, description=tool.description, parameters_json_schema=schema)
         except Exception as exc:
             check(False, f"{tool.name}: google-genai refuses its inputSchema: {exc}")
-    # What google-genai itself does with the tools of an MCP session passed to generate_content.
-    converted = _mcp_utils.mcp_to_gemini_tools(tools)
-    check(len(converted) == len(tools), "google-genai's MCP conversion dropped tools")
     ok(f"{len(tools)} tools converted to Gemini FunctionDeclarations; no exclusiveMinimum, no property-less object")
 
 
