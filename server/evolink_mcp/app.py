@@ -19,12 +19,12 @@ from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient, RetryPolicy
 from .images import Clock, ImageService
 from .journal import Journal, JournalError, summarize_entry
-from .media import sniff_image
+from .media import SAVED_IMAGES, TASK_IMAGES, sniff_image
 from .prompts import prompt_specs
 from .settings import Settings
 from .studio import only_for_apps_clients, studio_extension, with_studio
 from .tools import Deps, tool_specs
-from .tools.common import IMAGE_TYPES, SAVED_IMAGES, TASK_IMAGES, saved_image_uri
+from .tools.common import IMAGE_TYPES, saved_image_uri
 
 SERVER_NAME = "evolink-mcp"
 RECENT_TASKS_LISTED = 50  # resources/list names the saved images of this many recent tasks

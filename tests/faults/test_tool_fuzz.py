@@ -45,6 +45,8 @@ TOOLS = [
     "list_tasks",
     "estimate_cost",
     "check_balance",
+    "upscale_image",
+    "remove_background",
 ]
 EXAMPLES_PER_TOOL = 40
 # Payloads that once broke a tool: always tried, whatever Hypothesis draws.

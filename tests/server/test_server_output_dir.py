@@ -40,7 +40,7 @@ async def test_generate_image_saves_in_the_output_dir_it_names_creating_it_and_s
 
     (image,) = mcp.data(result)["images"]
     saved = Path(image["path"])
-    assert saved.parent == folder.resolve() and saved.is_file()
+    assert saved.parent == folder.resolve() and await anyio.Path(saved).is_file()
     assert image["resource_uri"] == f"evolink://tasks/{mcp.data(result)['task_id']}/images/{saved.name}"
     assert [link.uri for link in mcp.links(result)] == [image["resource_uri"]]
     (sidecar,) = folder.glob("*.json")
@@ -50,7 +50,7 @@ async def test_generate_image_saves_in_the_output_dir_it_names_creating_it_and_s
     read = await mcp.client.read_resource(image["resource_uri"])
     (contents,) = read.contents
     assert isinstance(contents, BlobResourceContents) and contents.mime_type == "image/png"
-    assert base64.b64decode(contents.blob) == saved.read_bytes()
+    assert base64.b64decode(contents.blob) == await anyio.Path(saved).read_bytes()
     listed = await mcp.client.list_resources()
     assert image["resource_uri"] in [str(r.uri) for r in listed.resources]
 

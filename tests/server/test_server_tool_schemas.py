@@ -37,6 +37,8 @@ TOOLS = [
     "list_tasks",
     "estimate_cost",
     "check_balance",
+    "upscale_image",
+    "remove_background",
 ]
 
 # name -> (readOnly, destructive, idempotent, openWorld)
@@ -50,6 +52,8 @@ ANNOTATIONS = {
     "list_tasks": (True, False, True, False),  # the local journal
     "estimate_cost": (True, False, True, True),  # free; reads the balance upstream
     "check_balance": (True, False, True, True),
+    "upscale_image": (False, False, False, True),  # costs credits, like generate_image
+    "remove_background": (False, False, False, True),
 }
 SPEC_DEFAULTS = (False, True, False, True)  # ToolAnnotations in the MCP schema
 

@@ -35,6 +35,8 @@ TOOLS = {
     "list_files",
     "delete_file",
     "list_tasks",
+    "upscale_image",
+    "remove_background",
 }
 
 

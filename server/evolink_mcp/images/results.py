@@ -234,20 +234,19 @@ class ResultStore:
                 why[image.index] = read
         previews: dict[int, Preview] = {}
         skipped = 0
-        if len(full) < len(results.images):  # a preview of each is made (and cached) once: cheaper than picking
+        whole = sum(len(p.data_base64) for p in full.values())
+        if len(full) < len(results.images) or whole > budget:  # some go as previews: made (and cached) for all
             made, skipped = await self.previews(results)
             previews = {p.index: p for p in made}
         sent: dict[int, Preview] = dict(previews)
         spent = sum(len(p.data_base64) for p in sent.values())
-        for index, whole in sorted(full.items()):  # in order, as far as they fit beside the other previews
-            cost = len(whole.data_base64) - (len(previews[index].data_base64) if index in previews else 0)
+        for index, file in sorted(full.items()):  # in order, as far as they fit beside the other previews
+            cost = len(file.data_base64) - (len(previews[index].data_base64) if index in previews else 0)
             if spent + cost <= budget:
-                sent[index], spent = whole, spent + cost
+                sent[index], spent = file, spent + cost
             else:
                 why[index] = f"with the other images it would be over the {budget // 1024} KiB a result may carry"
-        notes = [
-            f"Image {i + 1} is inline as a preview only: {why[i]}; the full file is saved." for i in sorted(why)
-        ]
+        notes = [f"Image {i + 1} is inline as a preview only: {why[i]}; the full file is saved." for i in sorted(why)]
         return [sent[i] for i in sorted(sent)], skipped, notes
 
     async def previews(self, results: TaskResults) -> tuple[list[Preview], int]:
