@@ -278,6 +278,14 @@ async def _on_chunk_sent(_: object, context: SimpleNamespace, params: aiohttp.Tr
         progress.sent(memoryview(params.chunk).nbytes)
 
 
+@dataclass
+class Connections:
+    """A client's HTTP sessions, built on first use; shared by the clients `with_key` makes from it."""
+
+    api: aiohttp.ClientSession | None = None
+    downloads: aiohttp.ClientSession | None = None  # its resolver refuses non-public addresses
+
+
 class EvolinkClient:
     """Async client for Evolink's generation, task and files APIs. One per process."""
 
@@ -290,6 +298,7 @@ class EvolinkClient:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         download_allow_hosts: Iterable[str] = (),
+        connections: Connections | None = None,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, SecretStr) or api_key is None else SecretStr(api_key)
         self._redactor = Redactor(self._api_key.get_secret_value() if self._api_key is not None else None)
@@ -297,14 +306,27 @@ class EvolinkClient:
         self.files_base_url = files_base_url.rstrip("/")
         self.timeouts = timeouts or Timeouts()
         self.retry = retry or RetryPolicy()
-        self._session: aiohttp.ClientSession | None = None
-        self._download_session: aiohttp.ClientSession | None = None
         self._proxies: dict[tuple[str, str], str | None] = {}
         # Hosts a download may reach at any address, loopback and private included: the configured API hosts
         # (the sandbox serves results itself), the operator's list, and the proxies in use.
         self.download_allow_hosts = {_host_key(urlsplit(u).hostname) for u in (self.base_url, self.files_base_url)} | {
             _host_key(h) for h in download_allow_hosts
         }
+        self._owns_connections = connections is None
+        self._connections = connections or Connections()
+
+    def with_key(self, api_key: str | SecretStr) -> EvolinkClient:
+        """This client speaking for another key (a caller's own, over HTTP): the same hosts and policies, its
+        connections shared (the key goes with each request), its own redaction. Closing it closes nothing."""
+        return EvolinkClient(
+            api_key,
+            base_url=self.base_url,
+            files_base_url=self.files_base_url,
+            timeouts=self.timeouts,
+            retry=self.retry,
+            download_allow_hosts=self.download_allow_hosts,
+            connections=self._connections,
+        )
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self.base_url!r}, files_base_url={self.files_base_url!r})"
@@ -317,18 +339,19 @@ class EvolinkClient:
     def _http(self) -> aiohttp.ClientSession:
         # Built on first use: importing aiohttp and creating the SSL context cost start-up time the stdio server
         # should not pay.
-        if self._session is None:
-            self._session = self._new_session()
-        return self._session
+        if self._connections.api is None:
+            self._connections.api = self._new_session()
+        return self._connections.api
 
     @property
     def _downloads(self) -> aiohttp.ClientSession:
         """Result downloads' own session: its resolver refuses non-public addresses (API calls need no check)."""
-        if self._download_session is None:
+        if self._connections.downloads is None:
             from .addresses import PublicAddressResolver
 
-            self._download_session = self._new_session(PublicAddressResolver(self._may_download_from_any_address))
-        return self._download_session
+            resolver = PublicAddressResolver(self._may_download_from_any_address)
+            self._connections.downloads = self._new_session(resolver)
+        return self._connections.downloads
 
     def _new_session(self, resolver: aiohttp.abc.AbstractResolver | None = None) -> aiohttp.ClientSession:
         import aiohttp
@@ -361,12 +384,12 @@ class EvolinkClient:
         return self._proxies[key]
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._download_session is not None:
-            await self._download_session.close()
-            self._download_session = None
+        if not self._owns_connections:
+            return  # the client with_key was called on closes them
+        for session in (self._connections.api, self._connections.downloads):
+            if session is not None:
+                await session.close()
+        self._connections.api = self._connections.downloads = None
 
     async def __aenter__(self) -> EvolinkClient:
         return self
