@@ -1,4 +1,4 @@
-"""The local record of every submission: intent before the POST, then task id, status, results, files.
+"""The journal in SQLite: the embedded default, on one machine.
 
 SQLite (stdlib) in WAL mode, in the per-user state directory. Calls run in a worker thread so the event
 loop never waits on a lock or a slow disk. A corrupt file is kept aside and a fresh journal started; a journal
@@ -20,36 +20,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from pydantic import BaseModel, Field
 
-from .evolink import EvolinkError, Task
+from .base import LOCK_WAIT_SECONDS, Journal, JournalError
+from .records import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, TaskRecord, tenant_of
 
 if TYPE_CHECKING:
     import sqlite3
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__package__)
 
 T = TypeVar("T")
 JOURNAL_FILE = "journal.sqlite3"
 OWNERS_DIR = "owners"  # one lock file per running process that has the journal open
 STALE_OWNER_LOCK_SECONDS = 60.0
-LOCK_WAIT_SECONDS = 5.0  # how long a write waits for another process's lock before giving up
 
-# Where a submission stands, before and after the task exists.
-SUBMITTING = "submitting"  # intent recorded, POST not answered yet
-UNKNOWN = "unknown"  # the POST's answer was lost: a task may exist
-REFUSED = "refused"  # the POST certainly created nothing
-SUBMITTED = "submitted"  # a task id exists: see `status`
-
-_SCHEMA = """
+_TABLE = """
 CREATE TABLE IF NOT EXISTS submissions (
-    request_key   TEXT PRIMARY KEY,
+    tenant        TEXT NOT NULL DEFAULT '',
+    request_key   TEXT NOT NULL,
     fingerprint   TEXT NOT NULL,
     state         TEXT NOT NULL,
     task_id       TEXT UNIQUE,
@@ -68,98 +61,15 @@ CREATE TABLE IF NOT EXISTS submissions (
     updated_at    REAL NOT NULL,
     finished      INTEGER NOT NULL DEFAULT 0,
     owner         TEXT,
-    output_dir    TEXT
-);
+    output_dir    TEXT,
+    UNIQUE (tenant, request_key)
+)"""
+_INDEXES = """
 CREATE INDEX IF NOT EXISTS submissions_unfinished ON submissions (finished, created_at);
 CREATE INDEX IF NOT EXISTS submissions_updated ON submissions (updated_at);
+CREATE INDEX IF NOT EXISTS submissions_tenant_created ON submissions (tenant, created_at);
 CREATE INDEX IF NOT EXISTS submissions_fingerprint ON submissions (fingerprint, created_at);
 """
-
-
-class JournalError(EvolinkError):
-    """The journal could not be read or written (another process holds it, or the disk failed)."""
-
-    category = "journal_unavailable"
-    retryable = True
-    default_next_step = (
-        "Nothing was sent. Call again in a moment; if this persists, close the other program using the journal "
-        "or set EVOLINK_STATE_DIR to another folder."
-    )
-
-
-@dataclass
-class TaskRecord:
-    """One submission as the journal knows it, kept up to date by whoever follows the task: the one shape of a
-    task from the journal to the outputs (the wire Task stays at the client; see `apply`)."""
-
-    request_key: str | None  # None: a task the journal does not know (submitted elsewhere)
-    fingerprint: str
-    state: str
-    model: str | None
-    prompt: str | None
-    request: dict[str, Any]
-    created_at: float
-    updated_at: float
-    task_id: str | None = None
-    status: str | None = None
-    progress: float | None = None
-    credits: float | None = None
-    result_urls: list[str] = field(default_factory=list)
-    saved_paths: list[str] = field(default_factory=list)
-    save_error: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    finished: bool = False
-    owner: str | None = None  # the process that follows it (see OWNERS_DIR)
-    output_dir: str | None = None  # where its images are saved, when not the configured output folder
-    estimated_seconds_left: float | None = None  # the last poll's estimate: not stored
-
-    @classmethod
-    def of_task(cls, task: Task) -> TaskRecord:
-        """A record of a task the journal does not know, for `apply` to fill in from its state upstream."""
-        now = time.time()
-        plausible = task.created is not None and 0 < task.created < 2**35  # an upstream's word: only a real time
-        created = float(task.created) if task.created is not None and plausible else now
-        return cls(None, "", SUBMITTED, task.model, None, {}, created, now, task_id=task.id)
-
-    @property
-    def is_terminal(self) -> bool:
-        """Completed, failed, or any status we do not know (e.g. 'cancelled'): stop polling."""
-        return self.status is not None and self.status not in ("pending", "processing")
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "completed"
-
-    def apply(self, task: Task) -> dict[str, Any]:
-        """Take in the task's state upstream; returns the fields the journal should write: those of a status
-        change, else none (not every progress tick)."""
-        changed = task.status != self.status
-        self.status, self.progress = task.status, task.progress
-        self.estimated_seconds_left = None if task.is_terminal else task.estimated_seconds_left
-        self.model = task.model or self.model
-        if task.usage.credits_reserved is not None:
-            self.credits = task.usage.credits_reserved
-        if not changed:
-            return {}
-        fields: dict[str, Any] = {"status": task.status, "progress": task.progress}
-        if task.error is not None:
-            self.error_code, self.error_message = str(task.error.code or ""), task.error.message
-            fields.update(error_code=self.error_code, error_message=self.error_message)
-        if task.succeeded:
-            self.result_urls = fields["result_urls"] = task.image_urls
-        elif task.is_terminal:
-            self.finished = True  # failed, cancelled, ...: nothing left to fetch
-            fields["finished"] = 1
-        return fields
-
-    @property
-    def created(self) -> str:
-        return datetime.fromtimestamp(self.created_at, timezone.utc).isoformat(timespec="seconds")
-
-    @property
-    def updated(self) -> str:
-        return datetime.fromtimestamp(self.updated_at, timezone.utc).isoformat(timespec="seconds")
 
 
 def _record(row: sqlite3.Row) -> TaskRecord:
@@ -184,6 +94,7 @@ def _record(row: sqlite3.Row) -> TaskRecord:
         finished=bool(row["finished"]),
         owner=row["owner"],
         output_dir=row["output_dir"],
+        tenant=row["tenant"],
     )
 
 
@@ -202,17 +113,34 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
     if check is None or check[0] != "ok":
         connection.close()
         raise sqlite3.DatabaseError(f"integrity check failed: {check[0] if check else 'no answer'}")
-    connection.executescript(_SCHEMA)
-    columns = {column["name"] for column in connection.execute("PRAGMA table_info(submissions)")}
-    for added in ("owner", "output_dir"):  # a journal from before these were recorded
-        if added in columns:
-            continue
-        try:
-            connection.execute(f"ALTER TABLE submissions ADD COLUMN {added} TEXT")
-        except sqlite3.OperationalError as exc:
-            if "duplicate column" not in str(exc):  # another process added it first
-                raise
+    connection.execute(_TABLE)
+    if "tenant" not in _columns(connection):
+        _add_tenants(connection)
+    connection.executescript(_INDEXES)
     return connection
+
+
+def _columns(connection: sqlite3.Connection) -> set[str]:
+    return {column["name"] for column in connection.execute("PRAGMA table_info(submissions)")}
+
+
+def _add_tenants(connection: sqlite3.Connection) -> None:
+    """Bring a journal from before tenants (request_key its primary key; owner and output_dir perhaps missing)
+    to today's table, its entries the single tenant's. SQLite cannot change a table's keys in place: the table
+    is copied, in one transaction that also keeps other processes opening it at once from doing it twice."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        old = _columns(connection)
+        if "tenant" not in old:
+            connection.execute("ALTER TABLE submissions RENAME TO submissions_before_tenants")
+            connection.execute(_TABLE)
+            kept = ", ".join(sorted(old & _columns(connection)))
+            connection.execute(f"INSERT INTO submissions ({kept}) SELECT {kept} FROM submissions_before_tenants")
+            connection.execute("DROP TABLE submissions_before_tenants")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 def _make_private(path: Path) -> None:
@@ -282,10 +210,12 @@ def _aside_name(path: Path) -> Path:
     return aside
 
 
-class Journal:
+class SqliteJournal(Journal):
     """Thread-safe access to the journal, opened on first use; the async methods run in a worker thread."""
 
-    def __init__(self, directory: Path | None, *, timeout: float = LOCK_WAIT_SECONDS) -> None:
+    def __init__(
+        self, directory: Path | None = None, *, url: str | None = None, timeout: float = LOCK_WAIT_SECONDS
+    ) -> None:
         self.directory = directory
         self.timeout = timeout
         self.path: Path | None = None
@@ -365,6 +295,12 @@ class Journal:
         log.warning("%s; keeping this session's journal in memory only (set EVOLINK_STATE_DIR)", why)
         return _open(None)
 
+    async def open(self) -> None:
+        """Nothing now: opened on first use, in a worker thread, so a server's start-up never waits on it."""
+
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._connection is not None:
@@ -404,18 +340,19 @@ class Journal:
         prompt: str | None,
         request: dict[str, Any],
         output_dir: str | None = None,
+        *,
+        tenant: str | None = None,
     ) -> TaskRecord:
-        """Before the POST: what is about to be submitted, under which idempotency key, and where its images go;
-        returns its record (a retry under the same key keeps the first attempt's folder)."""
-        now = time.time()
+        now, tenant = time.time(), tenant_of(tenant)
 
         def write(db: sqlite3.Connection) -> sqlite3.Row:
             db.execute(
-                "INSERT INTO submissions (request_key, fingerprint, state, model, prompt, request_json,"
-                " created_at, updated_at, owner, output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(request_key)"
+                "INSERT INTO submissions (tenant, request_key, fingerprint, state, model, prompt, request_json,"
+                " created_at, updated_at, owner, output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(tenant, request_key)"
                 " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, owner = excluded.owner",
                 (
+                    tenant,
                     request_key,
                     fingerprint,
                     SUBMITTING,
@@ -429,127 +366,147 @@ class Journal:
                 ),
             )
             # Read back: a retry under the same key keeps the first attempt's record (its creation time).
-            row: sqlite3.Row = db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
+            row: sqlite3.Row = db.execute(
+                "SELECT * FROM submissions WHERE tenant = ? AND request_key = ?", (tenant, request_key)
+            ).fetchone()
             return row
 
         return _record(await self._run(write))
 
-    async def record_outcome(self, request_key: str, state: str) -> None:
-        """The POST failed: REFUSED (nothing created) or UNKNOWN (a task may exist)."""
-        await self._update(request_key, state=state, finished=1 if state == REFUSED else 0)
+    async def record_outcome(self, request_key: str, state: str, *, tenant: str | None = None) -> None:
+        await self._update(request_key, tenant, state=state, finished=1 if state == REFUSED else 0)
 
-    async def record_submitted(self, request_key: str, task_id: str, status: str, credits: float | None) -> None:
-        await self._update(request_key, state=SUBMITTED, task_id=task_id, status=status, credits=credits)
+    async def record_submitted(
+        self, request_key: str, task_id: str, status: str, credits: float | None, *, tenant: str | None = None
+    ) -> None:
+        await self._update(request_key, tenant, state=SUBMITTED, task_id=task_id, status=status, credits=credits)
 
-    async def record_status(self, task_id: str, status: str, progress: float | None, **extra: Any) -> None:
-        """A status change seen on a poll (with error code/message or result URLs when there are some)."""
+    async def record_status(
+        self, task_id: str, status: str, progress: float | None, *, tenant: str | None = None, **extra: Any
+    ) -> None:
         fields: dict[str, Any] = {"status": status, "progress": progress, **extra}
         if "result_urls" in fields:
             fields["result_urls"] = json.dumps(fields["result_urls"])
-        await self._update_task(task_id, **fields)
+        await self._update_task(task_id, tenant, **fields)
 
     async def record_saved(
-        self, task_id: str, result_urls: Sequence[str], saved_paths: Sequence[str], save_error: str | None
+        self,
+        task_id: str,
+        result_urls: Sequence[str],
+        saved_paths: Sequence[str],
+        save_error: str | None,
+        *,
+        tenant: str | None = None,
     ) -> None:
         await self._update_task(
             task_id,
+            tenant,
             result_urls=json.dumps(list(result_urls)),
             saved_paths=json.dumps(list(saved_paths)),
             save_error=save_error,
             finished=0 if save_error else 1,
         )
 
-    async def record_output_dir(self, task_id: str, output_dir: str | None) -> None:
-        """Where the task's images are to be saved (asked for after it was submitted); None: the output folder."""
-        await self._update_task(task_id, output_dir=output_dir)
+    async def record_output_dir(self, task_id: str, output_dir: str | None, *, tenant: str | None = None) -> None:
+        await self._update_task(task_id, tenant, output_dir=output_dir)
 
-    async def _update(self, request_key: str, **fields: Any) -> None:
-        await self._write("request_key", request_key, fields)
+    async def _update(self, request_key: str, tenant: str | None, **fields: Any) -> None:
+        await self._write("request_key", request_key, tenant, fields)
 
-    async def _update_task(self, task_id: str, **fields: Any) -> None:
-        await self._write("task_id", task_id, fields)
+    async def _update_task(self, task_id: str, tenant: str | None, **fields: Any) -> None:
+        await self._write("task_id", task_id, tenant, fields)
 
-    async def _write(self, key_column: str, key: str, fields: dict[str, Any]) -> None:
+    async def _write(self, key_column: str, key: str, tenant: str | None, fields: dict[str, Any]) -> None:
         fields = {**fields, "updated_at": time.time()}
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        sql = f"UPDATE submissions SET {assignments} WHERE {key_column} = ?"
+        sql = f"UPDATE submissions SET {assignments} WHERE tenant = ? AND {key_column} = ?"
         try:
-            await self._run(lambda db: db.execute(sql, (*fields.values(), key)))
+            await self._run(lambda db: db.execute(sql, (*fields.values(), tenant_of(tenant), key)))
         except JournalError as exc:
             # The task goes on whatever the journal says: an update that cannot be written is only logged.
             log.warning("not journaled (%s = %s: %s): %s", key_column, key, ", ".join(fields), exc.message)
 
     # Reads
 
-    async def by_request_key(self, request_key: str) -> TaskRecord | None:
-        row = await self._run(
-            lambda db: db.execute("SELECT * FROM submissions WHERE request_key = ?", (request_key,)).fetchone()
-        )
+    def _one(self, where: str, *args: Any) -> Callable[[sqlite3.Connection], sqlite3.Row | None]:
+        return lambda db: db.execute(f"SELECT * FROM submissions WHERE {where}", args).fetchone()
+
+    async def by_request_key(self, request_key: str, *, tenant: str | None = None) -> TaskRecord | None:
+        row = await self._run(self._one("tenant = ? AND request_key = ?", tenant_of(tenant), request_key))
         return _record(row) if row else None
 
-    async def by_task_id(self, task_id: str) -> TaskRecord | None:
-        row = await self._run(
-            lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
-        )
+    async def by_task_id(self, task_id: str, *, tenant: str | None = None) -> TaskRecord | None:
+        row = await self._run(self._one("tenant = ? AND task_id = ?", tenant_of(tenant), task_id))
         return _record(row) if row else None
 
-    async def same_request_since(self, fingerprint: str, since: float) -> TaskRecord | None:
-        """The newest task of this request (its fingerprint) submitted since `since` that has not failed."""
+    def by_task_id_now(self, task_id: str, *, tenant: str | None = None) -> TaskRecord | None:
+        row = self._run_sync(self._one("tenant = ? AND task_id = ?", tenant_of(tenant), task_id))
+        return _record(row) if row else None
+
+    async def same_request_since(
+        self, fingerprint: str, since: float, *, tenant: str | None = None
+    ) -> TaskRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT * FROM submissions WHERE fingerprint = ? AND created_at >= ? AND task_id IS NOT NULL"
-                " AND (status IS NULL OR status IN ('pending', 'processing', 'completed'))"
+                "SELECT * FROM submissions WHERE tenant = ? AND fingerprint = ? AND created_at >= ?"
+                " AND task_id IS NOT NULL AND (status IS NULL OR status IN ('pending', 'processing', 'completed'))"
                 " ORDER BY created_at DESC LIMIT 1",
-                (fingerprint, since),
+                (tenant_of(tenant), fingerprint, since),
             ).fetchone()
         )
         return _record(row) if row else None
 
-    def by_task_id_now(self, task_id: str) -> TaskRecord | None:
-        """Synchronous lookup, for resource reads."""
-        row = self._run_sync(
-            lambda db: db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+    async def credits_seen(
+        self, model: str, limit: int = 50, *, tenant: str | None = None
+    ) -> list[tuple[dict[str, Any], float]]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT request_json, credits FROM submissions WHERE tenant = ? AND model = ?"
+                " AND credits IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+                (tenant_of(tenant), model, limit),
+            ).fetchall()
         )
-        return _record(row) if row else None
+        return [(json.loads(r["request_json"]), float(r["credits"])) for r in rows]
+
+    async def recent(
+        self, status: str | None = None, limit: int = 20, *, tenant: str | None = None
+    ) -> list[TaskRecord]:
+        def query(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            if status is None:
+                return db.execute(
+                    "SELECT * FROM submissions WHERE tenant = ? ORDER BY created_at DESC LIMIT ?",
+                    (tenant_of(tenant), limit),
+                ).fetchall()
+            return db.execute(
+                "SELECT * FROM submissions WHERE tenant = ? AND (status = ? OR (status IS NULL AND state = ?))"
+                " ORDER BY created_at DESC LIMIT ?",
+                (tenant_of(tenant), status, status, limit),
+            ).fetchall()
+
+        return [_record(r) for r in await self._run(query)]
+
+    # Who follows what
 
     async def mark_interrupted(self, before: float) -> int:
-        """Submissions left SUBMITTING (recorded before `before`) by a process that stopped mid-POST: their
-        outcome is unknown. A running process's POST is its own to finish."""
-
         def mark(db: sqlite3.Connection) -> int:
             rows = db.execute(
-                "SELECT request_key, owner FROM submissions WHERE state = ? AND created_at < ?", (SUBMITTING, before)
+                "SELECT rowid, owner FROM submissions WHERE state = ? AND created_at < ?", (SUBMITTING, before)
             ).fetchall()
             marked = 0
             for row in rows:
                 if not self._owner_running(row["owner"]):
                     marked += db.execute(
-                        "UPDATE submissions SET state = ?, updated_at = ? WHERE request_key = ? AND state = ?",
-                        (UNKNOWN, time.time(), row["request_key"], SUBMITTING),
+                        "UPDATE submissions SET state = ?, updated_at = ? WHERE rowid = ? AND state = ?",
+                        (UNKNOWN, time.time(), row["rowid"], SUBMITTING),
                     ).rowcount
             return marked
 
         return await self._run(mark)
 
-    async def credits_seen(self, model: str, limit: int = 50) -> list[tuple[dict[str, Any], float]]:
-        """(request, credits reserved) of recent submissions of `model`: what it has cost so far."""
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT request_json, credits FROM submissions WHERE model = ? AND credits IS NOT NULL"
-                " ORDER BY created_at DESC LIMIT ?",
-                (model, limit),
-            ).fetchall()
-        )
-        return [(json.loads(r["request_json"]), float(r["credits"])) for r in rows]
-
     async def adopt_unfinished(self, newer_than: float, before: float) -> tuple[list[TaskRecord], int]:
-        """(submissions still worth following that stopped processes left, now this process's; how many were
-        left to the running processes that follow them): a task id, not finished, submitted between the two
-        times."""
-
         def adopt(db: sqlite3.Connection) -> tuple[list[TaskRecord], int]:
             rows = db.execute(
-                "SELECT * FROM submissions WHERE finished = 0 AND task_id IS NOT NULL AND created_at > ?"
+                "SELECT rowid, * FROM submissions WHERE finished = 0 AND task_id IS NOT NULL AND created_at > ?"
                 " AND created_at < ? ORDER BY created_at",
                 (newer_than, before),
             ).fetchall()
@@ -558,17 +515,19 @@ class Journal:
 
         return await self._run(adopt)
 
-    async def take(self, task_id: str) -> tuple[bool, TaskRecord | None]:
-        """(whether this process is to follow `task_id`, its entry): it owns it, or now does as its owner
-        stopped; not when another running process follows it. A task the journal does not know is this one's."""
-
+    async def take(self, task_id: str, *, tenant: str | None = None) -> tuple[bool, TaskRecord | None]:
         def take(db: sqlite3.Connection) -> tuple[bool, TaskRecord | None]:
-            row = db.execute("SELECT * FROM submissions WHERE task_id = ?", (task_id,)).fetchone()
+            row = db.execute(
+                "SELECT rowid, * FROM submissions WHERE tenant = ? AND task_id = ?", (tenant_of(tenant), task_id)
+            ).fetchone()
             if row is None:
                 return True, None
             return (True, replace(_record(row), owner=self.owner)) if self._take(db, row) else (False, _record(row))
 
         return await self._run(take)
+
+    async def release(self, task_id: str, *, tenant: str | None = None) -> None:
+        """Nothing: the owner lock is the lease, and ends with the process."""
 
     def _take(self, db: sqlite3.Connection, row: sqlite3.Row) -> bool:
         """Make this process the owner of `row`'s submission unless a running process is: whether it now is.
@@ -579,82 +538,7 @@ class Journal:
             return False
         return bool(
             db.execute(
-                "UPDATE submissions SET owner = ? WHERE request_key = ? AND owner IS ?",
-                (self.owner, row["request_key"], row["owner"]),
+                "UPDATE submissions SET owner = ? WHERE rowid = ? AND owner IS ?",
+                (self.owner, row["rowid"], row["owner"]),
             ).rowcount
         )
-
-    async def recent(self, status: str | None = None, limit: int = 20) -> list[TaskRecord]:
-        """The newest submissions, optionally only those with this task status (or journal state)."""
-
-        def query(db: sqlite3.Connection) -> list[sqlite3.Row]:
-            if status is None:
-                return db.execute("SELECT * FROM submissions ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-            return db.execute(
-                "SELECT * FROM submissions WHERE status = ? OR (status IS NULL AND state = ?)"
-                " ORDER BY created_at DESC LIMIT ?",
-                (status, status, limit),
-            ).fetchall()
-
-        return [_record(r) for r in await self._run(query)]
-
-
-# How an entry is shown to people and models (list_tasks, `evolink-mcp tasks`, evolink://tasks/{id}).
-
-PROMPT_PREVIEW = 200
-
-
-class TaskSummary(BaseModel):
-    task_id: str | None = None
-    client_request_id: str
-    state: str
-    status: str | None = None
-    progress: float | None = None
-    model: str | None = None
-    prompt: str | None = None
-    credits_reserved: float | None = None
-    saved_paths: list[str] = Field(default_factory=list)
-    result_urls: list[str] = Field(default_factory=list)
-    save_error: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    created: str
-    updated: str
-
-
-def summarize_entry(entry: TaskRecord) -> TaskSummary:
-    """An entry as list_tasks and `evolink-mcp tasks` show it."""
-    prompt = entry.prompt
-    if prompt and len(prompt) > PROMPT_PREVIEW:
-        prompt = prompt[: PROMPT_PREVIEW - 1] + "…"
-    return TaskSummary(
-        task_id=entry.task_id,
-        client_request_id=entry.request_key or "",
-        state=entry.state,
-        status=entry.status,
-        progress=entry.progress,
-        model=entry.model,
-        prompt=prompt,
-        credits_reserved=entry.credits,
-        saved_paths=entry.saved_paths,
-        result_urls=entry.result_urls,
-        save_error=entry.save_error,
-        error_code=entry.error_code or None,
-        error_message=entry.error_message,
-        created=entry.created,
-        updated=entry.updated,
-    )
-
-
-def entry_line(task: TaskSummary) -> str:
-    """One task in a line, for people and models alike."""
-    what = task.status or task.state
-    credits = f", {task.credits_reserved:g} credits" if task.credits_reserved is not None else ""
-    line = f"{task.created} {task.task_id or '(no task id: ' + task.state + ')'} {what} {task.model or ''}{credits}"
-    if task.prompt:
-        line += f" — {task.prompt[:60]!r}"
-    if task.saved_paths:
-        line += f"\n    saved: {', '.join(task.saved_paths)}"
-    if task.error_code:
-        line += f"\n    error: {task.error_code}: {task.error_message or ''}"
-    return line
