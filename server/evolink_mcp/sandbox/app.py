@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -232,6 +233,13 @@ class SandboxAPI:
             return "Invalid API key."
         return None
 
+    @staticmethod
+    def account(request: Request) -> str:
+        """Whose a request is: each key is its own account (its tasks, files, idempotency keys), known by a digest
+        of the key, not the key itself."""
+        key = request.headers.get("authorization", "").partition(" ")[2].strip()
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
     def api_denied(self, request: Request) -> Response | None:
         problem = self.auth_problem(request)
         return None if problem is None else _api_error(401, problem)
@@ -283,15 +291,15 @@ class SandboxAPI:
             return _api_error(400, message, param=problems[0].param.removeprefix("extra."))
         # A request sent again under the same Idempotency-Key gets the task the first created: nothing new is made
         # or billed. (Evolink's own client sends the header; its docs do not promise it is honoured.)
-        key = request.headers.get("idempotency-key")
-        task = self.state.get_task(self.state.idempotency_keys.get(key, "")) if key else None
+        key, account = request.headers.get("idempotency-key"), self.account(request)
+        task = self.state.get_task(self.state.idempotency_keys.get((account, key), "")) if key else None
         if task is None:
             try:
-                task = self.state.create_task(spec, req, self.base_url(request), body)
+                task = self.state.create_task(spec, req, self.base_url(request), body, account)
             except InsufficientBalance as exc:
                 return _api_error(402, str(exc), suggestion=ERROR_EXTRAS[402]["fallback_suggestion"])
             if key:
-                self.state.idempotency_keys[key] = task.id
+                self.state.idempotency_keys[account, key] = task.id
         if entry := self.entry(request):
             entry.task_id = task.id
         logger.info("sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n)
@@ -313,7 +321,7 @@ class SandboxAPI:
         if not TASK_ID.match(task_id):
             return _api_error(400, f"Malformed task id {task_id[:100]!r}.", param="task_id")
         task = self.live_task(task_id)
-        if task is None:
+        if task is None or task.account != self.account(request):
             return _api_error(404, f"Task {task_id} not found: unknown or expired.", param="task_id")
         return _json(task.to_wire(self.state.clock()))
 
@@ -356,7 +364,7 @@ class SandboxAPI:
     ) -> Response:
         files = self.state.files
         try:
-            files.check_room(upload_path, file_name)
+            files.check_room(upload_path, file_name, self.account(request))
             incoming, size, mime = await anyio.to_thread.run_sync(files.receive, source)
             stored = files.commit(
                 incoming,
@@ -365,6 +373,7 @@ class SandboxAPI:
                 file_name=file_name,
                 original_name=original_name,
                 upload_path=upload_path,
+                account=self.account(request),
             )
         except UploadRejected as rejected:
             return _files_error(rejected.code, rejected.status, rejected.message)
@@ -487,7 +496,7 @@ class SandboxAPI:
         size = _as_int(request.query_params.get("pageSize"), 20)
         if page is None or size is None or page < 1 or not 1 <= size <= 100:
             return _files_error(400, 400, "page must be >= 1 and pageSize 1-100.")
-        files = self.state.files.listing()
+        files = self.state.files.listing(self.account(request))
         base = self.base_url(request)
         chosen = files[(page - 1) * size : page * size]
         return _json(
@@ -504,7 +513,7 @@ class SandboxAPI:
     async def quota(self, request: Request) -> Response:
         if denied := await self.files_denied(request):
             return denied
-        used, most = self.state.files.used, self.state.config.max_files
+        used, most = self.state.files.used_by(self.account(request)), self.state.config.max_files
         return _json(
             files_ok(
                 {
@@ -520,7 +529,7 @@ class SandboxAPI:
         if denied := await self.files_denied(request):
             return denied
         file_id = request.path_params["file_id"]
-        if not self.state.files.delete(file_id):
+        if not self.state.files.delete(file_id, self.account(request)):
             return _files_error(404, 404, f"File {file_id[:100]} not found.")
         return _json(files_ok({"file_id": file_id, "deleted": True}))
 

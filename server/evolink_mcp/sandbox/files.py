@@ -59,6 +59,7 @@ class StoredFile:
     expires_at: datetime
     path: Path
     expired: bool = False
+    account: str = ""  # whose key uploaded it: each key sees and counts only its own files
 
     def url(self, base_url: str) -> str:
         return f"{base_url}/files/{self.file_id}/{quote(self.file_name)}"
@@ -116,26 +117,29 @@ class FileStore:
         stored = self._files.get(file_id)
         return None if stored is None or stored.expired else stored
 
-    def listing(self) -> list[StoredFile]:
-        """Live files, newest first."""
-        live = [f for f in self._files.values() if not f.expired]
+    def listing(self, account: str | None = None) -> list[StoredFile]:
+        """Live files (of `account`, if given), newest first."""
+        live = [f for f in self._files.values() if not f.expired and account in (None, f.account)]
         return sorted(live, key=lambda f: f.uploaded_at, reverse=True)
 
     @property
     def used(self) -> int:
         return len(self.listing())
 
-    def _same_name(self, upload_path: str, file_name: str) -> StoredFile | None:
+    def used_by(self, account: str) -> int:
+        return len(self.listing(account))
+
+    def _same_name(self, upload_path: str, file_name: str, account: str) -> StoredFile | None:
         return next(
-            (f for f in self.listing() if f.upload_path == upload_path and f.file_name == file_name),
+            (f for f in self.listing(account) if f.upload_path == upload_path and f.file_name == file_name),
             None,
         )
 
-    def check_room(self, upload_path: str | None, file_name: str | None) -> None:
-        """Refuse before receiving when the quota is full and nothing would be overwritten."""
-        if file_name and self._same_name(folder_of(upload_path), clean_name(file_name)) is not None:
+    def check_room(self, upload_path: str | None, file_name: str | None, account: str = "") -> None:
+        """Refuse before receiving when the account's quota is full and nothing would be overwritten."""
+        if file_name and self._same_name(folder_of(upload_path), clean_name(file_name), account) is not None:
             return
-        if self.used >= self.max_files:
+        if self.used_by(account) >= self.max_files:
             raise UploadRejected(
                 40003, 403, f"File quota exceeded: {self.max_files} files at most. Delete files first."
             )
@@ -180,14 +184,16 @@ class FileStore:
         file_name: str | None,
         original_name: str | None,
         upload_path: str | None,
+        account: str = "",
     ) -> StoredFile:
-        """Store a received file; a file with the same name and path is overwritten (same id, no quota)."""
+        """Store a received file; a file of the account's with the same name and path is overwritten (same id, no
+        quota)."""
         folder = folder_of(upload_path)
         now = datetime.now(timezone.utc)
         with self._lock:
             name = clean_name(file_name or "")
-            existing = self._same_name(folder, name) if name else None
-            if existing is None and self.used >= self.max_files:
+            existing = self._same_name(folder, name, account) if name else None
+            if existing is None and self.used_by(account) >= self.max_files:
                 incoming.unlink(missing_ok=True)
                 raise UploadRejected(
                     40003, 403, f"File quota exceeded: {self.max_files} files at most. Delete files first."
@@ -206,13 +212,18 @@ class FileStore:
                 uploaded_at=now,
                 expires_at=now + self.ttl,
                 path=final,
+                account=account,
             )
             self._files[file_id] = stored
             return stored
 
-    def delete(self, file_id: str) -> bool:
+    def delete(self, file_id: str, account: str | None = None) -> bool:
+        """Delete a file (of `account`, if given: another account's reads as not found)."""
         with self._lock:
-            stored = self._files.pop(file_id, None)
+            stored = self._files.get(file_id)
+            if stored is None or account not in (None, stored.account):
+                return False
+            del self._files[file_id]
         if stored is None:
             return False
         stored.path.unlink(missing_ok=True)

@@ -141,7 +141,7 @@ class Sandbox:
         self._ids = itertools.count(1)
         self.tasks: dict[str, SandboxTask] = {}
         self.spent = 0.0  # credits reserved by submissions since the balance was last set
-        self.idempotency_keys: dict[str, str] = {}  # Idempotency-Key -> the task it created
+        self.idempotency_keys: dict[tuple[str, str], str] = {}  # (account, Idempotency-Key) -> the task it created
         self.faults: list[Fault] = []
         self.latencies: list[Latency] = []
         self.log: list[LoggedRequest] = []
@@ -203,7 +203,9 @@ class Sandbox:
 
     # -- tasks -----------------------------------------------------------------------------------
 
-    def create_task(self, spec: ModelSpec, req: GenerationRequest, base_url: str, body: dict[str, Any]) -> SandboxTask:
+    def create_task(
+        self, spec: ModelSpec, req: GenerationRequest, base_url: str, body: dict[str, Any], account: str = ""
+    ) -> SandboxTask:
         markers = parse_markers(req.prompt)
         n = req.n or 1
         width, height = image_dimensions(spec, req)
@@ -236,6 +238,7 @@ class Sandbox:
             error_code=error_code,
             expire_on_completion=markers.expire,
             request_body=body,
+            account=account,
         )
         with self._lock:
             self.tasks[task.id] = task

@@ -274,6 +274,7 @@ class SandboxTask:
     expire_on_completion: bool = False
     expired: bool = False
     request_body: dict[str, Any] = field(default_factory=dict)
+    account: str = ""  # whose key created it: another key's GET finds nothing
 
     @property
     def extension(self) -> str:
