@@ -14,6 +14,9 @@ from pydantic import SecretStr
 from .catalog import DEFAULT_MODEL
 from .evolink.client import DEFAULT_BASE_URL, DEFAULT_FILES_BASE_URL
 
+SANDBOX_TASK_SECONDS = 4.0  # how long a sandbox task takes, wherever the sandbox is started
+
+
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message says which variable to fix."""
@@ -81,7 +84,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Byte budget for inline previews per result (0 disables previews).",
     ),
     EnvVar("EVOLINK_SANDBOX", "sandbox", "false", "Run against the built-in sandbox (no key, no network)."),
-    EnvVar("EVOLINK_SANDBOX_TASK_SECONDS", "sandbox_task_seconds", "4", "How long a sandbox task takes."),
+    EnvVar(
+        "EVOLINK_SANDBOX_TASK_SECONDS",
+        "sandbox_task_seconds",
+        f"{SANDBOX_TASK_SECONDS:g}",
+        "How long a sandbox task takes.",
+    ),
     EnvVar(
         "EVOLINK_MAX_CREDITS_PER_CALL",
         "max_credits_per_call",
@@ -175,7 +183,7 @@ class Settings:
     dedupe_seconds: float = 120.0
     preview_max_bytes: int = 600_000
     sandbox: bool = False
-    sandbox_task_seconds: float = 4.0
+    sandbox_task_seconds: float = SANDBOX_TASK_SECONDS
     max_credits_per_call: float | None = None
     mcp_token: SecretStr | None = None
     mcp_allowed_hosts: tuple[str, ...] = ()
@@ -226,9 +234,8 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
         for var in ENV_VARS:
-            raw = (env.get(var.name) or "").strip()
-            # A bundle host leaves "${user_config.x}" in place when the user set nothing: treat it as unset.
-            if raw and not (raw.startswith("${") and raw.endswith("}")):
+            raw = env_text(env, var.name)
+            if raw is not None:
                 values[var.field] = _convert(var, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         for secret in ("api_key", "mcp_token"):
@@ -308,3 +315,10 @@ def _convert(var: EnvVar, raw: str) -> Any:
     except ValueError:
         kind = Settings.__dataclass_fields__[var.field].type
         raise SettingsError(f"{var.name}={raw!r} is not a valid value ({kind}).") from None
+def env_text(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's text, or None when it is not set."""
+    raw = (env.get(name) or "").strip()
+    # A bundle host leaves "${user_config.x}" in place when the user set nothing: treat it as unset.
+    return raw if raw and not (raw.startswith("${") and raw.endswith("}")) else None
+
+

@@ -31,7 +31,7 @@ async def test_a_client_that_gives_up_after_5_s_and_retries_pays_once_and_gets_t
     )
     arguments = {"prompt": "a slow sunrise over the sea" + TASK, "size": "16:9"}
 
-    async with stdio_session(env, tmp_path / "stderr.log", timeout=60.0) as client:
+    async with stdio_session(env, tmp_path / "stderr.log", seconds=60.0) as client:
         with pytest.raises(MCPError) as gave_up:
             await client.call_tool(
                 "generate_image", arguments, progress_callback=progress, read_timeout_seconds=CLIENT_TIMEOUT

@@ -42,13 +42,13 @@ TOOLS = {
 
 @asynccontextmanager
 async def stdio_session(
-    env: dict[str, str], errlog: Path, *args: str, timeout: float = CALL_TIMEOUT
+    env: dict[str, str], errlog: Path, *args: str, seconds: float = CALL_TIMEOUT
 ) -> AsyncIterator[Client]:
     """The SDK's stdio client (which spawns the server on pipes) on `evolink-mcp *args`; stderr to `errlog`; the
-    whole session bounded by `timeout`."""
+    whole session bounded by `seconds`."""
     command, *argv = evolink_argv(*args)
     params = StdioServerParameters(command=command, args=argv, env=env)
-    with errlog.open("w") as log, anyio.fail_after(timeout):
+    with errlog.open("w") as log, anyio.fail_after(seconds):
         async with Client(stdio_client(params, errlog=log)) as client:
             yield client
 

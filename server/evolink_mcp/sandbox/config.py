@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..settings import SANDBOX_TASK_SECONDS
+
 MB = 1024 * 1024
 
 
@@ -11,7 +13,7 @@ MB = 1024 * 1024
 class SandboxConfig:
     """How the simulated Evolink service behaves; tests shrink `task_seconds` to a few milliseconds."""
 
-    task_seconds: float = 6.0
+    task_seconds: float = SANDBOX_TASK_SECONDS
     api_key: str | None = None  # None: any non-empty bearer key is accepted
     max_cached_images: int = 32
     max_files: int = 100

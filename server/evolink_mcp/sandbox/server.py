@@ -8,6 +8,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
+from ..settings import SANDBOX_TASK_SECONDS
 from .app import DroppedConnection, create_app
 from .config import SandboxConfig
 from .state import Sandbox
@@ -123,7 +124,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 4010,
     *,
-    task_seconds: float = 6.0,
+    task_seconds: float = SANDBOX_TASK_SECONDS,
     api_key: str | None = None,
     config: SandboxConfig | None = None,
     log_level: str = "info",
