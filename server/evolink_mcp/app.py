@@ -18,13 +18,13 @@ from . import __version__
 from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient, RetryPolicy
 from .images import Clock, ImageService
-from .journal import Journal, JournalError, summarize_entry
+from .journal import SINGLE_TENANT, Journal, JournalError, summarize_entry
 from .media import SAVED_IMAGES, TASK_IMAGES, sniff_image
 from .prompts import prompt_specs
 from .settings import Settings
 from .studio import only_for_apps_clients, studio_extension, with_studio
 from .tools import Deps, tool_specs
-from .tools.common import IMAGE_TYPES, saved_image_uri
+from .tools.common import IMAGE_TYPES, current_deps, saved_image_uri
 
 SERVER_NAME = "evolink-mcp"
 RECENT_TASKS_LISTED = 50  # resources/list names the saved images of this many recent tasks
@@ -53,11 +53,16 @@ def build_deps(
         retry=retry,
         download_allow_hosts=settings.download_allow_hosts,
     )
+    journal = Journal(settings.state_dir)
+    if settings.multi_tenant:  # each caller's tasks are resumed with its own key, when it next calls (tenants.py)
+        from .tenants import TenantJournal
+
+        journal = TenantJournal(journal, SINGLE_TENANT, process_wide=True)
     return Deps(
         settings=settings,
         catalog=catalog,
         client=client,
-        service=ImageService(settings, catalog, client, Journal(settings.state_dir), clock=clock),
+        service=ImageService(settings, catalog, client, journal, clock=clock),
         # The server's own output folder is always readable by it: a saved image can be edited over any transport.
         allowed_dirs=None if allowed_dirs is None else (*allowed_dirs, settings.output_dir),
     )
@@ -143,7 +148,7 @@ def _add_resources(server: MCPServer[Deps], deps: Deps) -> None:
     )
     def one_task(task_id: str) -> str:
         """What the journal knows of a task: status, prompt, model, credits, saved files (JSON)."""
-        entry = deps.service.journal.by_task_id_now(task_id)
+        entry = current_deps(deps).service.journal.by_task_id_now(task_id)
         if entry is None:
             raise ResourceError(f"No task {task_id!r} in this server's journal; list_tasks shows the recent ones.")
         return summarize_entry(entry).model_dump_json(exclude_none=True)
@@ -157,13 +162,13 @@ def _add_saved_image_templates(server: MCPServer[Deps], deps: Deps) -> None:
 
     def reader(extension: str) -> Callable[[str], bytes]:
         def read(name: str) -> bytes:
-            return _read_saved_image(deps.settings, name, extension)
+            return _read_saved_image(current_deps(deps).settings, name, extension)
 
         return read
 
     def task_reader(extension: str) -> Callable[[str, str], bytes]:
         def read(task_id: str, name: str) -> bytes:
-            return _read_task_image(deps, task_id, f"{name}.{extension}")
+            return _read_task_image(current_deps(deps), task_id, f"{name}.{extension}")
 
         return read
 
@@ -236,21 +241,21 @@ class EvolinkServer(MCPServer[Deps]):
 
     async def list_resources(self) -> list[MCPResource]:
         listed = await super().list_resources()
+        deps = current_deps(self.deps)  # the caller's own tasks, with per-user keys
         try:
-            entries = await self.deps.service.journal.recent(limit=RECENT_TASKS_LISTED)
+            entries = await deps.service.journal.recent(limit=RECENT_TASKS_LISTED)
         except JournalError:
             return listed
         saved = [(entry.task_id, Path(p)) for entry in entries for p in summarize_entry(entry).saved_paths]
-        return listed + await anyio.to_thread.run_sync(self._saved_images, saved)
+        return listed + await anyio.to_thread.run_sync(_saved_images, deps, saved)
 
-    def _saved_images(self, saved: list[tuple[str | None, Path]]) -> list[MCPResource]:
-        """The saved images still on disk that the templates serve, as resources."""
-        found = []
-        for task_id, path in saved:
-            uri = saved_image_uri(path, self.deps.settings.output_dir, task_id)
-            if uri is not None and path.is_file() and _may_serve(self.deps, path):
-                mime_type = IMAGE_TYPES[path.suffix.lstrip(".")]
-                found.append(
-                    MCPResource(uri=uri, name=path.name, title=f"Image of task {task_id}", mime_type=mime_type)
-                )
-        return found
+
+def _saved_images(deps: Deps, saved: list[tuple[str | None, Path]]) -> list[MCPResource]:
+    """The saved images still on disk that the templates serve, as resources."""
+    found = []
+    for task_id, path in saved:
+        uri = saved_image_uri(path, deps.settings.output_dir, task_id)
+        if uri is not None and path.is_file() and _may_serve(deps, path):
+            mime_type = IMAGE_TYPES[path.suffix.lstrip(".")]
+            found.append(MCPResource(uri=uri, name=path.name, title=f"Image of task {task_id}", mime_type=mime_type))
+    return found

@@ -17,6 +17,9 @@ from .evolink.client import DEFAULT_BASE_URL, DEFAULT_FILES_BASE_URL
 SANDBOX_TASK_SECONDS = 4.0  # how long a sandbox task takes, wherever the sandbox is started
 
 
+TENANT_KEY_MODES = ("off", "header")
+MIN_TENANT_SECRET = 32
+
 
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message says which variable to fix."""
@@ -122,6 +125,25 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "An HTTP request's headers and body must arrive within this long, or the connection is closed.",
     ),
     EnvVar(
+        "EVOLINK_TENANT_KEYS",
+        "tenant_keys",
+        "off",
+        "`header`: over HTTP every request carries its caller's own Evolink key in X-Evolink-Api-Key, and each "
+        "key's tasks, files and images are kept apart (EVOLINK_MCP_TOKEN and EVOLINK_TENANT_SECRET required).",
+    ),
+    EnvVar(
+        "EVOLINK_TENANT_SECRET",
+        "tenant_secret",
+        "(none)",
+        "The server secret (32+ characters, the same on every replica) that keys the hash naming each caller's key.",
+    ),
+    EnvVar(
+        "EVOLINK_TENANT_IDLE_SECONDS",
+        "tenant_idle_seconds",
+        "900",
+        "A caller's key is kept in memory (and its tasks followed in the background) this long after its last request.",
+    ),
+    EnvVar(
         "EVOLINK_ALLOWED_DIRS",
         "allowed_dirs",
         "(none)",
@@ -164,6 +186,7 @@ _BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("mcp_max_sessions", 0, False),
     ("mcp_session_idle_seconds", 0, False),
     ("mcp_read_seconds", 0, False),
+    ("tenant_idle_seconds", 0, False),
 )
 
 
@@ -190,6 +213,9 @@ class Settings:
     mcp_max_sessions: int = 1000
     mcp_session_idle_seconds: float = 300.0
     mcp_read_seconds: float = 30.0
+    tenant_keys: str = "off"
+    tenant_secret: SecretStr | None = None
+    tenant_idle_seconds: float = 900.0
     allowed_dirs: tuple[Path, ...] = ()
     state_dir: Path = field(default_factory=default_state_dir)
     log_level: str = "INFO"
@@ -219,9 +245,26 @@ class Settings:
             raise SettingsError("EVOLINK_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR.")
         for name in ("api_key", "mcp_token"):
             _check_sendable(name, getattr(self, name))
+        self._check_tenancy()
+
+    def _check_tenancy(self) -> None:
+        if self.tenant_keys not in TENANT_KEY_MODES:
+            raise SettingsError(f"EVOLINK_TENANT_KEYS must be one of {', '.join(TENANT_KEY_MODES)}.")
+        secret = self.tenant_secret.get_secret_value() if self.tenant_secret else ""
+        if self.multi_tenant and len(secret) < MIN_TENANT_SECRET:
+            raise SettingsError(
+                f"EVOLINK_TENANT_KEYS=header needs EVOLINK_TENANT_SECRET: {MIN_TENANT_SECRET} characters or more, the "
+                "same on every replica (e.g. `openssl rand -hex 32`)."
+            )
+
+    @property
+    def multi_tenant(self) -> bool:
+        """Over HTTP, each request carries its caller's own Evolink key (EVOLINK_TENANT_KEYS=header)."""
+        return self.tenant_keys == "header"
 
     def __repr__(self) -> str:
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("api_key", "mcp_token")}
+        hidden = ("api_key", "mcp_token", "tenant_secret")
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         return f"Settings(api_key={'set' if self.has_api_key else 'unset'}, {shown})"
 
     @property
@@ -238,7 +281,7 @@ class Settings:
             if raw is not None:
                 values[var.field] = _convert(var, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for secret in ("api_key", "mcp_token"):
+        for secret in ("api_key", "mcp_token", "tenant_secret"):
             if isinstance(values.get(secret), str):
                 values[secret] = SecretStr(values[secret])
         return cls(**values)
@@ -294,6 +337,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
             "max_credits_per_call",
             "mcp_session_idle_seconds",
             "mcp_read_seconds",
+            "tenant_idle_seconds",
         ),
         float,
     ),
@@ -303,6 +347,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     **dict.fromkeys(("mcp_allowed_hosts", "download_allow_hosts"), _names),
     "allowed_dirs": _dirs,
     "log_level": str.upper,
+    "tenant_keys": str.lower,
 }
 
 
@@ -315,10 +360,10 @@ def _convert(var: EnvVar, raw: str) -> Any:
     except ValueError:
         kind = Settings.__dataclass_fields__[var.field].type
         raise SettingsError(f"{var.name}={raw!r} is not a valid value ({kind}).") from None
+
+
 def env_text(env: Mapping[str, str], name: str) -> str | None:
     """The variable's text, or None when it is not set."""
     raw = (env.get(name) or "").strip()
     # A bundle host leaves "${user_config.x}" in place when the user set nothing: treat it as unset.
     return raw if raw and not (raw.startswith("${") and raw.endswith("}")) else None
-
-

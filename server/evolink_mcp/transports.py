@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from .settings import Settings
@@ -84,6 +84,40 @@ class BearerAuthMiddleware:
         )
 
 
+class TenantKeyMiddleware:
+    """EVOLINK_TENANT_KEYS=header: every request but the health check carries its caller's own Evolink key (else
+    401), and is that key's tenant's. The tenant is the request's authenticated user, so the SDK's transports bind
+    each session to the tenant that opened it: another key's request on it (an SSE post, a streamable HTTP call)
+    is answered as if the session did not exist."""
+
+    def __init__(self, app: ASGIApp, tenant_id: Callable[[str], str]) -> None:
+        self.app = app
+        self._tenant_id = tenant_id
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+        from mcp.server.auth.provider import AccessToken
+
+        from .tenants import KEY_HEADER, usable_key
+
+        if scope["type"] != "http" or scope.get("path") in UNAUTHENTICATED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        key = _header(scope, KEY_HEADER.lower().encode()).strip()
+        if not usable_key(key):
+            body = json.dumps(
+                {
+                    "error": "evolink_key_required",
+                    "message": f"Send your own Evolink API key in the {KEY_HEADER} header (printable ASCII).",
+                }
+            ).encode()
+            await _refuse(send, 401, body, (b"content-type", b"application/json"))
+            return
+        tenant = self._tenant_id(key)  # never the key itself: the user object is the SDK's to keep
+        scope["user"] = AuthenticatedUser(AccessToken(token=tenant, client_id=tenant, scopes=[]))
+        await self.app(scope, receive, send)
+
+
 def allowed_hosts(host: str, port: int, extra_hosts: tuple[str, ...] = ()) -> set[str]:
     """The Host header values that name this server: loopback names, the bound address, configured names;
     each with and without the port, lowercase."""
@@ -145,21 +179,40 @@ def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
             {"status": "ok", "server": "evolink-mcp", "version": __version__, "sandbox": settings.sandbox}
         )
 
+    tenants = None
+    if settings.multi_tenant:
+        from .tenants import Tenants
+
+        tenants = Tenants(deps)
+        server.middleware.insert(0, tenants.middleware)
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # Mounted sub-apps' lifespans do not run: the streamable-HTTP session manager is started here.
-        async with process_resources(deps), server.session_manager.run():
+        async with (
+            process_resources(deps),
+            tenants.running() if tenants is not None else nullcontext(),
+            server.session_manager.run(),
+        ):
             yield
 
-    app = Starlette(routes=[Route("/healthz", healthz), *streamable.routes, *sse.routes], lifespan=lifespan)
+    app: ASGIApp = Starlette(routes=[Route("/healthz", healthz), *streamable.routes, *sse.routes], lifespan=lifespan)
+    if tenants is not None:
+        app = TenantKeyMiddleware(app, tenants.tenant_id)
     token = settings.mcp_token.get_secret_value() if settings.mcp_token else ""
     authenticated = BearerAuthMiddleware(app, token) if token else app
     return HostCheckMiddleware(authenticated, allowed_hosts(host, port, settings.mcp_allowed_hosts))
 
 
 def check_http_exposure(settings: Settings, host: str) -> None:
-    """Refuse to serve a non-loopback interface without a token."""
-    if not is_loopback(host) and not (settings.mcp_token and settings.mcp_token.get_secret_value()):
+    """Refuse to serve a non-loopback interface without a token; with per-user keys, any interface."""
+    has_token = bool(settings.mcp_token and settings.mcp_token.get_secret_value())
+    if settings.multi_tenant and not has_token:
+        raise SystemExit(
+            "EVOLINK_TENANT_KEYS=header needs EVOLINK_MCP_TOKEN (or --token): per-user keys alone would let anyone "
+            "who can reach the server use it with any key."
+        )
+    if not is_loopback(host) and not has_token:
         raise SystemExit(
             f"Refusing to serve on {host} without a token: set EVOLINK_MCP_TOKEN (or --token), or serve on 127.0.0.1."
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -51,8 +52,17 @@ def saved_image_uri(path: Path, output_dir: Path, task_id: str | None = None) ->
     return TASK_IMAGES.format(task_id=quote(task_id, safe="")) + path.name
 
 
+# Over HTTP with per-user keys (tenants.py), the caller's own view of the dependencies, set for each request.
+REQUEST_DEPS: ContextVar[Deps | None] = ContextVar("evolink_request_deps", default=None)
+
+
+def current_deps(default: Deps) -> Deps:
+    """The dependencies as the current request's caller sees them: its tenant's, else `default`."""
+    return REQUEST_DEPS.get() or default
+
+
 def deps_of(ctx: Context[Any]) -> Deps:
-    deps = ctx.request_context.lifespan_context
+    deps = current_deps(ctx.request_context.lifespan_context)
     assert isinstance(deps, Deps), "the server's lifespan must yield Deps"
     return deps
 
