@@ -178,7 +178,7 @@ def _secret(value: str) -> Any:
 def _setup_logging(settings: Settings) -> None:
     from .logs import configure_logging
 
-    secrets = [s.get_secret_value() for s in (settings.api_key, settings.mcp_token) if s is not None]
+    secrets = [s.get_secret_value() for s in (settings.api_key, settings.mcp_token, settings.tenant_secret) if s]
     configure_logging(settings.log_level, secrets)
 
 

@@ -292,3 +292,23 @@ async def test_a_tenants_task_left_running_at_a_restart_is_finished_when_that_te
             await call(alice, "list_models", {})
             (image,) = await saved_in(alice_folder)
         assert made["task_id"] in image.name
+
+
+@pytest.mark.parametrize(
+    ("missing", "says"),
+    [("EVOLINK_TENANT_SECRET", "needs EVOLINK_TENANT_SECRET"), ("EVOLINK_MCP_TOKEN", "needs EVOLINK_MCP_TOKEN")],
+)
+def test_per_user_keys_refuse_to_start_without_the_secret_or_the_token(tmp_path: Path, missing: str, says: str) -> None:
+    env = child_env(
+        tmp_path / "home",
+        EVOLINK_TENANT_KEYS="header",
+        EVOLINK_TENANT_SECRET=TENANT_SECRET,
+        EVOLINK_MCP_TOKEN=MCP_TOKEN,
+    )
+    del env[missing]
+    argv = evolink_argv("serve", "--transport", "streamable-http", "--port", str(free_port()), "--sandbox")
+
+    done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode != 0
+    assert says in done.stderr
