@@ -34,6 +34,7 @@ KEY_HEADER = "X-Evolink-Api-Key"
 TENANT_ID_CHARS = 32  # 128 bits of the HMAC: a folder name, never the key
 MAX_LIVE_TENANTS = 1000  # keys held at once; beyond it the least recently active one is dropped first
 IDLE_CHECKS_PER_PERIOD = 4
+TENANT_RESULT_CACHE_SIZE = 8  # results (with previews) kept in memory per live tenant: bounded however many there are
 # A tenant's unfinished tasks are looked for among its newest submissions when it becomes active again.
 RESUME_SCAN = 500
 
@@ -94,7 +95,12 @@ class Tenants:
 
     def _start(self, tenant_id: str, key: str) -> Tenant:
         root = self.root
-        settings = replace(root.settings, output_dir=root.settings.output_dir / tenant_id, api_key=None)
+        settings = replace(
+            root.settings,
+            output_dir=root.settings.output_dir / tenant_id,
+            api_key=None,
+            result_cache_size=min(root.settings.result_cache_size, TENANT_RESULT_CACHE_SIZE),
+        )
         client = root.client.with_key(key)
         journal = TenantJournal(self._journal, tenant_id)
         service = ImageService(settings, root.catalog, client, journal, clock=root.service.clock)
