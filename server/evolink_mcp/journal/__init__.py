@@ -4,7 +4,7 @@ One interface (`base.Journal`), two backends: SQLite in EVOLINK_STATE_DIR (the d
 PostgreSQL server EVOLINK_JOURNAL_URL names (`postgres`, shared by replicas; its driver imported only then).
 """
 
-from .base import LOCK_WAIT_SECONDS, Journal, JournalError
+from .base import LOCK_WAIT_SECONDS, Journal, JournalError, open_journal
 from .records import (
     PROMPT_PREVIEW,
     REFUSED,
@@ -36,6 +36,7 @@ __all__ = [
     "TaskRecord",
     "TaskSummary",
     "entry_line",
+    "open_journal",
     "summarize_entry",
     "tenant_of",
 ]

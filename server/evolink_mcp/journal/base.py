@@ -13,13 +13,15 @@ process runs, so a replica killed mid-wait loses its tasks at expiry and another
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..evolink import EvolinkError
 from .records import TaskRecord
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 LOCK_WAIT_SECONDS = 5.0  # how long a write waits for another process's lock (or a database connection)
 
@@ -36,18 +38,25 @@ class JournalError(EvolinkError):
     )
 
 
-class Journal(ABC):
+class Journal:
     """The task journal. `Journal(directory)` is the SQLite journal in that folder (None: in memory only);
     `Journal(directory, url="postgresql://...")` the PostgreSQL one (imported only then), as pathlib's `Path()`
-    gives the platform's kind of path."""
+    gives the platform's kind of path. Every method below is each backend's to implement (not an ABC: mypy would
+    refuse `Journal(...)`); tests/journal/test_journal_contract.py holds both to the same behaviour."""
 
     owner: str  # this process, in the submissions it follows
     # None: a task is followed by its owner for as long as that process runs (one machine); else the seconds a
     # lease lasts unless renewed (`renew_leases` every third of it).
     lease_seconds: float | None = None
+    problem: str | None = None  # why the journal is only in memory, if it is (SQLite's fallback)
 
     def __new__(
-        cls, directory: Path | None = None, *, url: str | None = None, timeout: float = LOCK_WAIT_SECONDS
+        cls,
+        directory: Path | None = None,
+        *,
+        url: str | None = None,
+        timeout: float = LOCK_WAIT_SECONDS,
+        **options: Any,
     ) -> Journal:
         kind: type[Journal] = cls
         if cls is Journal and url:
@@ -62,21 +71,28 @@ class Journal(ABC):
         return journal
 
     @property
-    @abstractmethod
     def location(self) -> str:
         """Where entries are kept, for people (never with a password)."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def open(self) -> None:
         """Check the journal can be used now (the database reached, its migrations applied): JournalError if
         not. A backend that opens on first use does nothing here."""
+        raise NotImplementedError
 
-    @abstractmethod
-    async def aclose(self) -> None: ...
+    async def ping(self) -> None:
+        """One round trip to the journal's store (readiness): JournalError if it cannot be reached."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """`aclose` for code without an event loop (a CLI command after anyio.run); inside one, prefer `aclose`."""
+        raise NotImplementedError
 
     # Writes
 
-    @abstractmethod
     async def record_intent(
         self,
         request_key: str,
@@ -91,23 +107,23 @@ class Journal(ABC):
         """Before the POST: what is about to be submitted, under which idempotency key, and where its images go;
         returns its record (a retry under the same key keeps the first attempt's record and folder; of the same
         intent recorded at once by several processes, one record). This process follows it."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def record_outcome(self, request_key: str, state: str, *, tenant: str | None = None) -> None:
         """The POST failed: REFUSED (nothing created) or UNKNOWN (a task may exist)."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def record_submitted(
         self, request_key: str, task_id: str, status: str, credits: float | None, *, tenant: str | None = None
-    ) -> None: ...
+    ) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
     async def record_status(
         self, task_id: str, status: str, progress: float | None, *, tenant: str | None = None, **extra: Any
     ) -> None:
         """A status change seen on a poll (with error code/message or result URLs when there are some)."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def record_saved(
         self,
         task_id: str,
@@ -116,67 +132,77 @@ class Journal(ABC):
         save_error: str | None,
         *,
         tenant: str | None = None,
-    ) -> None: ...
+    ) -> None:
+        raise NotImplementedError
 
-    @abstractmethod
     async def record_output_dir(self, task_id: str, output_dir: str | None, *, tenant: str | None = None) -> None:
         """Where the task's images are to be saved (asked for after it was submitted); None: the output folder."""
+        raise NotImplementedError
 
     # Reads
 
-    @abstractmethod
-    async def by_request_key(self, request_key: str, *, tenant: str | None = None) -> TaskRecord | None: ...
+    async def by_request_key(self, request_key: str, *, tenant: str | None = None) -> TaskRecord | None:
+        raise NotImplementedError
 
-    @abstractmethod
-    async def by_task_id(self, task_id: str, *, tenant: str | None = None) -> TaskRecord | None: ...
+    async def by_task_id(self, task_id: str, *, tenant: str | None = None) -> TaskRecord | None:
+        raise NotImplementedError
 
-    @abstractmethod
     def by_task_id_now(self, task_id: str, *, tenant: str | None = None) -> TaskRecord | None:
         """Synchronous lookup, for resource reads."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def same_request_since(
         self, fingerprint: str, since: float, *, tenant: str | None = None
     ) -> TaskRecord | None:
         """The newest task of this request (its fingerprint) submitted since `since` that has not failed."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def credits_seen(
         self, model: str, limit: int = 50, *, tenant: str | None = None
     ) -> list[tuple[dict[str, Any], float]]:
         """(request, credits reserved) of recent submissions of `model`: what it has cost so far."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def recent(
         self, status: str | None = None, limit: int = 20, *, tenant: str | None = None
     ) -> list[TaskRecord]:
         """The newest submissions, optionally only those with this task status (or journal state)."""
+        raise NotImplementedError
 
     # Who follows what
 
-    @abstractmethod
     async def mark_interrupted(self, before: float) -> int:
         """Submissions left SUBMITTING (recorded before `before`) by a process that stopped mid-POST: their
         outcome is unknown. A running process's POST is its own to finish."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def adopt_unfinished(self, newer_than: float, before: float) -> tuple[list[TaskRecord], int]:
         """(submissions still worth following that stopped processes left, now this process's; how many were
         left to the running processes that follow them): a task id, not finished, submitted between the two
         times."""
+        raise NotImplementedError
 
-    @abstractmethod
     async def take(self, task_id: str, *, tenant: str | None = None) -> tuple[bool, TaskRecord | None]:
         """(whether this process is to follow `task_id`, its entry): it follows it already, or now does as its
         follower stopped; not when another running process follows it. A task the journal does not know is this
         one's. Compare and set: of processes taking it together, one does."""
+        raise NotImplementedError
 
     async def renew_leases(self) -> int:
         """Extend this process's leases on its unfinished tasks (while it runs); how many. Nothing to do where
         ownership lasts as long as the process (`lease_seconds` None)."""
         return 0
 
-    @abstractmethod
     async def release(self, task_id: str, *, tenant: str | None = None) -> None:
         """This process stopped following `task_id` (it ended, or was given up on): another may take it at
         once. Where ownership lasts as long as the process, it stays this process's until it stops."""
+        raise NotImplementedError
+
+
+def open_journal(settings: Settings) -> Journal:
+    """The journal the settings name: PostgreSQL when EVOLINK_JOURNAL_URL is set, else SQLite in the state folder."""
+    url = settings.journal_url.get_secret_value() if settings.journal_url else None
+    journal = Journal(settings.state_dir, url=url)
+    if journal.lease_seconds is not None:  # leases: how long a stopped replica's tasks wait for another
+        journal.lease_seconds = settings.journal_lease_seconds
+    return journal

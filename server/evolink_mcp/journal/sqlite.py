@@ -298,6 +298,9 @@ class SqliteJournal(Journal):
     async def open(self) -> None:
         """Nothing now: opened on first use, in a worker thread, so a server's start-up never waits on it."""
 
+    async def ping(self) -> None:
+        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+
     async def aclose(self) -> None:
         self.close()
 
