@@ -18,7 +18,7 @@ from . import __version__
 from .catalog import Catalog, load_catalog
 from .evolink import EvolinkClient, RetryPolicy
 from .images import Clock, ImageService
-from .journal import SINGLE_TENANT, Journal, JournalError, summarize_entry
+from .journal import SINGLE_TENANT, JournalError, open_journal, summarize_entry
 from .media import SAVED_IMAGES, TASK_IMAGES, sniff_image
 from .prompts import prompt_specs
 from .settings import Settings
@@ -53,7 +53,7 @@ def build_deps(
         retry=retry,
         download_allow_hosts=settings.download_allow_hosts,
     )
-    journal = Journal(settings.state_dir)
+    journal = open_journal(settings)
     if settings.multi_tenant:  # each caller's tasks are resumed with its own key, when it next calls (tenants.py)
         from .tenants import TenantJournal
 
@@ -72,11 +72,12 @@ def build_deps(
 async def process_resources(deps: Deps) -> AsyncIterator[None]:
     """What lives as long as the process serves: background task following, the HTTP client, the journal."""
     try:
+        await deps.service.journal.open()  # PostgreSQL unreachable at start-up: a clear error, the server stops
         async with deps.service.running():
             yield
     finally:
         await deps.client.aclose()
-        deps.service.journal.close()
+        await deps.service.journal.aclose()
 
 
 def build_server(deps: Deps, *, manage_process_resources: bool = True) -> EvolinkServer:

@@ -539,10 +539,10 @@ def _printable(task: Any) -> Any:
 def run_tasks(args: argparse.Namespace) -> int:
     import anyio
 
-    from .journal import Journal, entry_line, summarize_entry
+    from .journal import entry_line, open_journal, summarize_entry
 
     settings = _settings(args)
-    journal = Journal(settings.state_dir)
+    journal = open_journal(settings)
     try:
         entries = anyio.run(lambda: journal.recent(status=args.status, limit=args.limit))
         tasks = [summarize_entry(e) for e in entries]

@@ -168,6 +168,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Completed tasks whose results (and previews) stay in memory; older ones are read again from disk.",
     ),
     EnvVar("EVOLINK_STATE_DIR", "state_dir", "per-user state folder", "Where the task journal is kept."),
+    EnvVar(
+        "EVOLINK_JOURNAL_URL",
+        "journal_url",
+        "(none: SQLite in EVOLINK_STATE_DIR)",
+        "The task journal in PostgreSQL instead, shared by replicas: postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+        "(needs the `postgres` extra).",
+    ),
     EnvVar("EVOLINK_LOG_LEVEL", "log_level", "INFO", "Log level of the stderr log."),
 )
 
@@ -218,6 +225,7 @@ class Settings:
     tenant_idle_seconds: float = 900.0
     allowed_dirs: tuple[Path, ...] = ()
     state_dir: Path = field(default_factory=default_state_dir)
+    journal_url: SecretStr | None = None  # a password inside: shown only as journal_location
     log_level: str = "INFO"
     max_download_bytes: int = 200 * 1024 * 1024
     download_allow_hosts: tuple[str, ...] = ()
@@ -246,6 +254,13 @@ class Settings:
         for name in ("api_key", "mcp_token"):
             _check_sendable(name, getattr(self, name))
         self._check_tenancy()
+        if self.journal_url is not None:
+            from .journal.url import JournalURLError, parse_journal_url
+
+            try:
+                parse_journal_url(self.journal_url.get_secret_value())
+            except JournalURLError as exc:
+                raise SettingsError(str(exc)) from None
 
     def _check_tenancy(self) -> None:
         if self.tenant_keys not in TENANT_KEY_MODES:
@@ -263,9 +278,18 @@ class Settings:
         return self.tenant_keys == "header"
 
     def __repr__(self) -> str:
-        hidden = ("api_key", "mcp_token", "tenant_secret")
+        hidden = ("api_key", "mcp_token", "tenant_secret", "journal_url")
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
-        return f"Settings(api_key={'set' if self.has_api_key else 'unset'}, {shown})"
+        return f"Settings(api_key={'set' if self.has_api_key else 'unset'}, journal={self.journal_location}, {shown})"
+
+    @property
+    def journal_location(self) -> str:
+        """Where the journal is, for people: its database without the password, or the state folder."""
+        if self.journal_url is None:
+            return str(self.state_dir)
+        from .journal.url import parse_journal_url
+
+        return parse_journal_url(self.journal_url.get_secret_value()).shown
 
     @property
     def has_api_key(self) -> bool:
@@ -281,7 +305,7 @@ class Settings:
             if raw is not None:
                 values[var.field] = _convert(var, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for secret in ("api_key", "mcp_token", "tenant_secret"):
+        for secret in ("api_key", "mcp_token", "tenant_secret", "journal_url"):
             if isinstance(values.get(secret), str):
                 values[secret] = SecretStr(values[secret])
         return cls(**values)
