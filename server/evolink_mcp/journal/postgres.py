@@ -122,22 +122,28 @@ class PostgresJournal(Journal):
         async with self._opening:
             if self._pool is not None:
                 return self._pool
+            options: dict[str, Any] = {
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": max(2, round(self.timeout)),  # libpq's least
+            }
+            try:
+                # One connection of its own first: a server that cannot be reached says why (the pool's
+                # error would only be that it timed out), and the migrations run before anything else.
+                async with await psycopg.AsyncConnection.connect(self.url.conninfo, **options) as db:
+                    await self._migrate(db)
+            except psycopg.Error as exc:
+                raise self._failure(exc) from exc
             pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
                 self.url.conninfo,
-                min_size=1,
+                min_size=POOL_SIZE,
                 max_size=POOL_SIZE,
                 timeout=self.timeout,
                 open=False,
                 name="evolink-journal",
-                kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": max(1, round(self.timeout))},
+                kwargs=options,
             )
-            try:
-                await pool.open(wait=True, timeout=self.timeout)
-                async with pool.connection() as db:
-                    await self._migrate(db)
-            except (psycopg.Error, PoolTimeout) as exc:
-                await pool.close()
-                raise self._failure(exc) from exc
+            await pool.open(wait=False)
             self._pool = pool
             return pool
 
@@ -314,7 +320,7 @@ class PostgresJournal(Journal):
                         self.url.conninfo,
                         autocommit=True,
                         row_factory=dict_row,
-                        connect_timeout=max(1, round(self.timeout)),
+                        connect_timeout=max(2, round(self.timeout)),
                     )
                 row = self._sync.execute(
                     "SELECT * FROM submissions WHERE tenant = %s AND task_id = %s", (tenant_of(tenant), task_id)
