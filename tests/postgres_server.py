@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from process_support import free_port
 
 URL_VARIABLE = "EVOLINK_TEST_POSTGRES_URL"
 REQUIRED_VARIABLE = "EVOLINK_REQUIRE_POSTGRES"
@@ -40,13 +41,6 @@ def _binaries() -> Path:
     if not versions:
         raise Unavailable("no PostgreSQL server binaries (initdb) here: apt-get install postgresql")
     return versions[-1].parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -15,8 +15,8 @@ import anyio
 import pytest
 
 from evolink_mcp.journal import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError
-from postgres_server import free_port, postgres_server, postgres_url  # noqa: F401  # fixtures
-from process_support import clean_env
+from postgres_server import postgres_server, postgres_url  # noqa: F401  # fixtures
+from process_support import clean_env, free_port
 
 pytestmark = pytest.mark.anyio
 

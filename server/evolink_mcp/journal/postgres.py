@@ -108,7 +108,7 @@ class PostgresJournal(Journal):
         return self.url.shown
 
     def _failure(self, exc: Exception) -> JournalError:
-        detail = self.url.redact(str(exc).strip() or type(exc).__name__)
+        detail = self.url.redact(" ".join(str(exc).split()) or type(exc).__name__)  # libpq's lines as one
         return JournalError(
             f"The task journal {self.url.shown} is unreachable or failed ({detail}).",
             next_step="Nothing was sent. Call again in a moment; if this persists, check that the journal's "
