@@ -92,9 +92,9 @@ def _output_folder(folder: Path) -> tuple[bool, str]:
 def _journal(settings: Settings) -> tuple[bool, str]:
     import anyio
 
-    from .journal import Journal, JournalError
+    from .journal import JournalError, open_journal
 
-    journal = Journal(settings.state_dir)
+    journal = open_journal(settings)
     try:
         anyio.run(lambda: journal.recent(limit=1))
     except JournalError as exc:

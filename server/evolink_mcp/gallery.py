@@ -65,9 +65,9 @@ def render(items: list[Shown]) -> str:
 def _from_journal(settings: Settings, limit: int) -> list[Shown]:
     import anyio
 
-    from .journal import Journal, JournalError
+    from .journal import JournalError, open_journal
 
-    journal = Journal(settings.state_dir)
+    journal = open_journal(settings)
     try:
         entries = anyio.run(lambda: journal.recent(limit=limit))
     except JournalError as exc:
