@@ -24,6 +24,7 @@ BENCHMARKS = (
     "polling",
     "upload_memory",
     "concurrency",
+    "replicas",
     "context_cost",
     "hostile_memory",
     "soak",

@@ -179,7 +179,7 @@ def _setup_logging(settings: Settings) -> None:
     from .logs import configure_logging
 
     secrets = [s.get_secret_value() for s in (settings.api_key, settings.mcp_token, settings.tenant_secret) if s]
-    configure_logging(settings.log_level, secrets)
+    configure_logging(settings.log_level, [*secrets, *settings.mcp_tokens])  # each token alone too (rotation)
 
 
 def run_serve(args: argparse.Namespace) -> None:

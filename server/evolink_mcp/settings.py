@@ -99,7 +99,20 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(none)",
         "Refuse a generation whose estimated credits exceed this; warn when the reserved credits do.",
     ),
-    EnvVar("EVOLINK_MCP_TOKEN", "mcp_token", "(none)", "Bearer token required on the HTTP transports."),
+    EnvVar(
+        "EVOLINK_MCP_TOKEN",
+        "mcp_token",
+        "(none)",
+        "Bearer token required on the HTTP transports; several, comma-separated, are each accepted (to rotate "
+        "tokens without downtime).",
+    ),
+    EnvVar(
+        "EVOLINK_MCP_STATELESS",
+        "mcp_stateless",
+        "auto",
+        "Streamable HTTP without sessions, so that any replica answers any request (`auto`: on when "
+        "EVOLINK_JOURNAL_URL is set). SSE keeps its sessions.",
+    ),
     EnvVar(
         "EVOLINK_MCP_ALLOWED_HOSTS",
         "mcp_allowed_hosts",
@@ -175,6 +188,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "The task journal in PostgreSQL instead, shared by replicas: postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
         "(needs the `postgres` extra).",
     ),
+    EnvVar(
+        "EVOLINK_JOURNAL_LEASE_SECONDS",
+        "journal_lease_seconds",
+        "30",
+        "With EVOLINK_JOURNAL_URL: a replica's hold on the tasks it follows, renewed every third of it; a stopped "
+        "replica's tasks are adopted by another within this plus EVOLINK_JOURNAL_ADOPT_SECONDS.",
+    ),
+    EnvVar(
+        "EVOLINK_JOURNAL_ADOPT_SECONDS",
+        "journal_adopt_seconds",
+        "10",
+        "With EVOLINK_JOURNAL_URL: how often each replica looks for tasks whose follower stopped.",
+    ),
     EnvVar("EVOLINK_LOG_LEVEL", "log_level", "INFO", "Log level of the stderr log."),
 )
 
@@ -194,6 +220,8 @@ _BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("mcp_session_idle_seconds", 0, False),
     ("mcp_read_seconds", 0, False),
     ("tenant_idle_seconds", 0, False),
+    ("journal_lease_seconds", 0, False),
+    ("journal_adopt_seconds", 0, False),
 )
 
 
@@ -216,6 +244,7 @@ class Settings:
     sandbox_task_seconds: float = SANDBOX_TASK_SECONDS
     max_credits_per_call: float | None = None
     mcp_token: SecretStr | None = None
+    mcp_stateless: bool | None = None  # None: auto
     mcp_allowed_hosts: tuple[str, ...] = ()
     mcp_max_sessions: int = 1000
     mcp_session_idle_seconds: float = 300.0
@@ -226,6 +255,8 @@ class Settings:
     allowed_dirs: tuple[Path, ...] = ()
     state_dir: Path = field(default_factory=default_state_dir)
     journal_url: SecretStr | None = None  # a password inside: shown only as journal_location
+    journal_lease_seconds: float = 30.0
+    journal_adopt_seconds: float = 10.0
     log_level: str = "INFO"
     max_download_bytes: int = 200 * 1024 * 1024
     download_allow_hosts: tuple[str, ...] = ()
@@ -292,6 +323,17 @@ class Settings:
         return parse_journal_url(self.journal_url.get_secret_value()).shown
 
     @property
+    def stateless_http(self) -> bool:
+        """Streamable HTTP without sessions: EVOLINK_MCP_STATELESS, or `auto`, with a journal replicas share."""
+        return self.mcp_stateless if self.mcp_stateless is not None else self.journal_url is not None
+
+    @property
+    def mcp_tokens(self) -> tuple[str, ...]:
+        """The bearer tokens accepted (EVOLINK_MCP_TOKEN, comma-separated: the new and the old while rotating)."""
+        raw = self.mcp_token.get_secret_value() if self.mcp_token else ""
+        return tuple(t for t in raw.split(",") if t)
+
+    @property
     def has_api_key(self) -> bool:
         return bool(self.api_key and self.api_key.get_secret_value())
 
@@ -312,6 +354,13 @@ class Settings:
 
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def env_text(env: Mapping[str, str], name: str) -> str | None:
+    """The variable's text, or None when it is not set."""
+    raw = (env.get(name) or "").strip()
+    # A bundle host leaves "${user_config.x}" in place when the user set nothing: treat it as unset.
+    return raw if raw and not (raw.startswith("${") and raw.endswith("}")) else None
 
 
 def _check_sendable(name: str, secret: SecretStr | None) -> None:
@@ -347,6 +396,10 @@ def _dirs(raw: str) -> tuple[Path, ...]:
     return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
 
 
+def _flag_or_auto(raw: str) -> bool | None:
+    return None if raw.lower() == "auto" else _flag(raw)
+
+
 def _path(raw: str) -> Path:
     return Path(raw).expanduser()
 
@@ -362,6 +415,8 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
             "mcp_session_idle_seconds",
             "mcp_read_seconds",
             "tenant_idle_seconds",
+            "journal_lease_seconds",
+            "journal_adopt_seconds",
         ),
         float,
     ),
@@ -370,6 +425,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     **dict.fromkeys(("output_dir", "state_dir", "catalog_file"), _path),
     **dict.fromkeys(("mcp_allowed_hosts", "download_allow_hosts"), _names),
     "allowed_dirs": _dirs,
+    "mcp_stateless": _flag_or_auto,
     "log_level": str.upper,
     "tenant_keys": str.lower,
 }
@@ -384,10 +440,3 @@ def _convert(var: EnvVar, raw: str) -> Any:
     except ValueError:
         kind = Settings.__dataclass_fields__[var.field].type
         raise SettingsError(f"{var.name}={raw!r} is not a valid value ({kind}).") from None
-
-
-def env_text(env: Mapping[str, str], name: str) -> str | None:
-    """The variable's text, or None when it is not set."""
-    raw = (env.get(name) or "").strip()
-    # A bundle host leaves "${user_config.x}" in place when the user set nothing: treat it as unset.
-    return raw if raw and not (raw.startswith("${") and raw.endswith("}")) else None

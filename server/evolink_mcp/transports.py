@@ -31,7 +31,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_REQUEST_BODY_BYTES = 16 * 1024 * 1024  # room for a base64 image argument, no more
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-UNAUTHENTICATED_PATHS = ("/healthz",)
+UNAUTHENTICATED_PATHS = ("/healthz", "/readyz")
+READY_TIMEOUT = 2.0  # /readyz: a journal slower than this to answer is as good as down, for a load balancer
 # Connections served at once (a long SSE stream holds one); beyond it, requests get 503. Well below the usual
 # 1024 open files, so that accepting connections never runs out of descriptors.
 MAX_CONNECTIONS = 768
@@ -57,11 +58,12 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 class BearerAuthMiddleware:
-    """Requires `Authorization: Bearer <token>` on every HTTP request except the health check."""
+    """Requires `Authorization: Bearer <token>` on every HTTP request except the health checks; any of `tokens`
+    (the new and the old one while rotating)."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, tokens: tuple[str, ...]) -> None:
         self.app = app
-        self._expected = token.encode()
+        self._expected = tuple(t.encode() for t in tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in UNAUTHENTICATED_PATHS:
@@ -69,7 +71,9 @@ class BearerAuthMiddleware:
             return
         given = next((v for k, v in scope.get("headers", []) if k.lower() == b"authorization"), b"")
         scheme, _, credentials = given.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected):
+        # Each token compared in full, whichever matches: the time taken says nothing about which one did.
+        matches = [hmac.compare_digest(credentials.strip(), token) for token in self._expected]
+        if scheme.lower() == b"bearer" and any(matches):
             await self.app(scope, receive, send)
             return
         body = json.dumps(
@@ -149,7 +153,9 @@ class HostCheckMiddleware:
 
 
 def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
-    """One ASGI app serving streamable HTTP at /mcp, SSE at /sse (+ /messages/), and /healthz."""
+    """One ASGI app serving streamable HTTP at /mcp, SSE at /sse (+ /messages/), /healthz (liveness) and /readyz
+    (readiness: the journal answers)."""
+    import anyio
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -157,6 +163,7 @@ def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
 
     from . import __version__
     from .app import build_server, process_resources
+    from .journal import JournalError
 
     settings = deps.settings
     server = build_server(deps, manage_process_resources=False)
@@ -171,6 +178,9 @@ def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
         max_request_body_size=MAX_REQUEST_BODY_BYTES,
         max_sessions=settings.mcp_max_sessions,
         session_idle_timeout=settings.mcp_session_idle_seconds,
+        # Replicas: no session state, so any replica answers any request; a call's progress still streams on
+        # the SSE answer of its own POST.
+        stateless_http=settings.stateless_http,
     )
     sse = server.sse_app(transport_security=security, host=host, max_request_body_size=MAX_REQUEST_BODY_BYTES)
 
@@ -178,6 +188,16 @@ def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
         return JSONResponse(
             {"status": "ok", "server": "evolink-mcp", "version": __version__, "sandbox": settings.sandbox}
         )
+
+    async def readyz(_: Request) -> JSONResponse:
+        journal = deps.service.journal
+        try:
+            with anyio.fail_after(READY_TIMEOUT):
+                await journal.ping()
+        except (JournalError, TimeoutError) as exc:
+            why = exc.message if isinstance(exc, JournalError) else f"no answer within {READY_TIMEOUT:g} s"
+            return JSONResponse({"status": "unavailable", "journal": journal.location, "error": why}, status_code=503)
+        return JSONResponse({"status": "ready", "journal": journal.location})
 
     tenants = None
     if settings.multi_tenant:
@@ -196,17 +216,17 @@ def build_http_app(deps: Deps, *, host: str, port: int) -> ASGIApp:
         ):
             yield
 
-    app: ASGIApp = Starlette(routes=[Route("/healthz", healthz), *streamable.routes, *sse.routes], lifespan=lifespan)
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz), *streamable.routes, *sse.routes]
+    app: ASGIApp = Starlette(routes=routes, lifespan=lifespan)
     if tenants is not None:
         app = TenantKeyMiddleware(app, tenants.tenant_id)
-    token = settings.mcp_token.get_secret_value() if settings.mcp_token else ""
-    authenticated = BearerAuthMiddleware(app, token) if token else app
+    authenticated = BearerAuthMiddleware(app, settings.mcp_tokens) if settings.mcp_tokens else app
     return HostCheckMiddleware(authenticated, allowed_hosts(host, port, settings.mcp_allowed_hosts))
 
 
 def check_http_exposure(settings: Settings, host: str) -> None:
     """Refuse to serve a non-loopback interface without a token; with per-user keys, any interface."""
-    has_token = bool(settings.mcp_token and settings.mcp_token.get_secret_value())
+    has_token = bool(settings.mcp_tokens)
     if settings.multi_tenant and not has_token:
         raise SystemExit(
             "EVOLINK_TENANT_KEYS=header needs EVOLINK_MCP_TOKEN (or --token): per-user keys alone would let anyone "
@@ -347,8 +367,14 @@ async def serve_http(deps: Deps, *, host: str, port: int) -> None:
     """Serve SSE and streamable HTTP until interrupted."""
     import uvicorn
 
+    from .journal import JournalError
+
     settings = deps.settings
     check_http_exposure(settings, host)
+    try:
+        await deps.service.journal.open()  # before listening: a replica without its journal must not look alive
+    except JournalError as exc:
+        raise SystemExit(f"evolink-mcp: cannot start: {exc.message}") from None
     from uvicorn.protocols.http.auto import AutoHTTPProtocol  # what http="auto" picks: httptools, else h11
 
     deadlines = ReadDeadlines(settings.mcp_read_seconds)
@@ -365,13 +391,15 @@ async def serve_http(deps: Deps, *, host: str, port: int) -> None:
     )
     parser = AutoHTTPProtocol.__name__.removesuffix("Protocol")
     log.info(
-        "serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse; event loop %s, HTTP parser %s)",
+        "serving MCP on http://%s:%s (streamable HTTP /mcp, SSE /sse; event loop %s, HTTP parser %s); journal %s%s",
         host,
         port,
         type(asyncio.get_running_loop()).__module__.split(".")[0],
         parser,
+        deps.service.journal.location,
+        "; streamable HTTP without sessions (any replica answers any request)" if settings.stateless_http else "",
     )
-    if is_loopback(host) and not (settings.mcp_token and settings.mcp_token.get_secret_value()):
+    if is_loopback(host) and not settings.mcp_tokens:
         log.warning(
             "serving without a token on loopback: anyone on this machine can call it (and spend credits); "
             "set EVOLINK_MCP_TOKEN to require one"

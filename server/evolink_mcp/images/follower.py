@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,7 @@ class Follower:
         self._group: TaskGroup | None = None
         self._slots: anyio.Semaphore | None = None
         self._followed: set[str] = set()
+        self._waited_on: Counter[str] = Counter()  # tasks calls are waiting on, how many calls each
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -46,6 +48,9 @@ class Follower:
             self._group = group
             self._slots = anyio.Semaphore(MAX_BACKGROUND_FOLLOWS)
             group.start_soon(self._resume_soon, time.time())
+            if self.service.journal.lease_seconds is not None:
+                group.start_soon(self._keep_leases, self.service.journal.lease_seconds)
+                group.start_soon(self._adopt_every, self.service.settings.journal_adopt_seconds)
             try:
                 yield
             finally:
@@ -58,11 +63,26 @@ class Follower:
         await self.service.clock.sleep(RESUME_AFTER_SECONDS)
         await self.resume(before=started)
 
+    async def _keep_leases(self, lease_seconds: float) -> None:
+        """Renew this process's leases while it runs: a replica that stops (killed too) loses them at expiry."""
+        while True:
+            await self.service.clock.sleep(lease_seconds / 3)
+            try:
+                await self.service.journal.renew_leases()
+            except JournalError as exc:
+                log.warning("could not renew this process's leases: %s", exc.message)
+
+    async def _adopt_every(self, seconds: float) -> None:
+        """Replicas: adopt, now and then, the tasks whose follower stopped (its leases expired) since start-up."""
+        while True:
+            await self.service.clock.sleep(seconds)
+            await self.adopt(before=time.time())
+
     async def resume(self, before: float) -> None:
         """Pick up what stopped processes left (recorded before `before`, when this one started): unknown
         outcomes marked, unfinished tasks followed. What this process submits since is its own to follow, and
         what another running process submitted is that one's. Partial downloads killed processes left go too."""
-        output_dir, journal = self.service.settings.output_dir, self.service.journal
+        output_dir = self.service.settings.output_dir
         try:
             cleared = await anyio.to_thread.run_sync(clear_staging, output_dir)
         except OSError as exc:
@@ -70,6 +90,12 @@ class Follower:
         else:
             if cleared:
                 log.info("removed the partial downloads of %d save(s) that stopped processes left", cleared)
+        await self.adopt(before)
+
+    async def adopt(self, before: float) -> None:
+        """Follow the unfinished tasks (recorded before `before`) that no running process follows; mark the
+        submissions stopped processes left mid-POST as of unknown outcome."""
+        journal = self.service.journal
         # A journal another process holds must not take the server down: say so, and serve on.
         try:
             interrupted = await journal.mark_interrupted(before)
@@ -83,7 +109,15 @@ class Follower:
         except JournalError as exc:
             log.warning("could not resume unfinished tasks: %s", exc.message)
             return
-        log.debug("resuming %d unfinished task(s); %d followed by other running processes", len(adopted), running)
+        adopted = [
+            r for r in adopted if r.task_id and not (self.is_followed(r.task_id) or r.task_id in self._waited_on)
+        ]
+        log.log(
+            logging.INFO if adopted else logging.DEBUG,
+            "adopting %d unfinished task(s) no running process follows; %d followed by other running processes",
+            len(adopted),
+            running,
+        )
         for record in adopted:
             assert record.task_id is not None
             self.follow(record.task_id)
@@ -97,6 +131,17 @@ class Follower:
             self._followed.add(task_id)
             self._group.start_soon(self._follow, task_id, None if record is None else replace(record))
         return True
+
+    @contextmanager
+    def waiting(self, task_id: str) -> Iterator[None]:
+        """A call waits on `task_id` (and saves its images) meanwhile: this process follows it already."""
+        self._waited_on[task_id] += 1
+        try:
+            yield
+        finally:
+            self._waited_on[task_id] -= 1
+            if not self._waited_on[task_id]:
+                del self._waited_on[task_id]
 
     def is_followed(self, task_id: str) -> bool:
         return task_id in self._followed

@@ -249,16 +249,17 @@ class ImageService:
         save_deadline = time.monotonic() + max(wait_seconds, self.settings.min_save_seconds)
         poll_error: EvolinkError | None = None
         try:
-            if wait_seconds > 0 and not record.is_terminal:
-                try:
-                    await self.wait(record, wait_seconds, on_update=on_update)
-                except EvolinkError as exc:  # never lose the task over a failed poll
-                    poll_error = exc
-            if not record.is_terminal:
-                self.follower.follow(record.task_id, record)
-            return await self._outcome(
-                record, warnings=warnings, poll_error=poll_error, save_deadline=save_deadline, inline=inline
-            )
+            with self.follower.waiting(record.task_id):  # this call follows it: no adoption scan takes it up
+                if wait_seconds > 0 and not record.is_terminal:
+                    try:
+                        await self.wait(record, wait_seconds, on_update=on_update)
+                    except EvolinkError as exc:  # never lose the task over a failed poll
+                        poll_error = exc
+                if not record.is_terminal:
+                    self.follower.follow(record.task_id, record)
+                return await self._outcome(
+                    record, warnings=warnings, poll_error=poll_error, save_deadline=save_deadline, inline=inline
+                )
         except anyio.get_cancelled_exc_class():
             self.follower.follow(record.task_id, record)
             raise
