@@ -9,10 +9,10 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c8
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 RUN python -m venv /opt/venv
-# The dependencies (with the HTTP speed-ups) in a layer of their own: only a pyproject.toml change rebuilds
-# it, a code change reinstalls just the package below.
+# The dependencies (with the HTTP speed-ups and, for replicas, the PostgreSQL journal's driver) in a layer of
+# their own: only a pyproject.toml change rebuilds it, a code change reinstalls just the package below.
 COPY pyproject.toml ./
-RUN python -c 'import tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(project["dependencies"] + project["optional-dependencies"]["http"]))' > requirements.txt \
+RUN python -c 'import tomllib; project = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(project["dependencies"] + project["optional-dependencies"]["http"] + project["optional-dependencies"]["postgres"]))' > requirements.txt \
     && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r requirements.txt
 COPY README.md ./
 COPY server ./server
