@@ -3,6 +3,7 @@ any replica answers any request, exactly one follows a task, a killed one's task
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import anyio
@@ -33,12 +34,16 @@ async def test_a_task_submitted_on_one_replica_is_checked_on_another_in_one_clie
         task_id = submitted.structured_content["task_id"]
         checked = await client.call_tool("check_task", {"task_id": task_id, "wait_seconds": 30})
         listed = await client.call_tool("list_tasks", {})
+        uri = checked.structured_content["images"][0]["resource_uri"]
+        served = [await client.read_resource(uri) for _ in range(2)]  # once by each replica
 
     assert not checked.is_error, text_of(checked)
     assert checked.structured_content["status"] == "completed"
     [image] = checked.structured_content["images"]
     assert Path(image["path"]).parent == deployment.output_dir
     assert task_id in text_of(listed)
+    png = await anyio.Path(image["path"]).read_bytes()
+    assert [base64.b64decode(r.contents[0].blob) for r in served] == [png, png]
     assert len([line for line in deployment.created_tasks() if task_id in line]) == 1
 
 
