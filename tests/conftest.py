@@ -1,12 +1,18 @@
-"""Shared fixtures: the anyio backend and one Evolink sandbox server per test session."""
+"""Shared fixtures: the anyio backend, one Evolink sandbox server per test session, the clock it and the
+in-process servers share, and (registered once, for every folder) the MCP session fixtures."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from evolink_mcp.images.polling import Clock
 from evolink_mcp.sandbox import SandboxConfig, SandboxServer
+from virtual_time import VirtualClock
+
+pytest_plugins = ["mcp_session"]
 
 SANDBOX_TASK_SECONDS = 0.05
 
@@ -23,7 +29,17 @@ def sandbox_server() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
-    """The session's sandbox, reset: no tasks, files, faults or logged requests. `.base_url`, `.state`."""
+def clock(request: pytest.FixtureRequest) -> Clock:
+    """The clock the in-process servers poll on and the sandbox times its tasks by: virtual (a poll 3 s away
+    happens at once and finds the task as 3 s later), or real for a test marked `real_time`."""
+    return Clock() if request.node.get_closest_marker("real_time") else VirtualClock()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer, clock: Clock) -> Iterator[SandboxServer]:
+    """The session's sandbox, reset (no tasks, files, faults or logged requests) and on the test's clock.
+    `.base_url`, `.state`."""
     sandbox_server.state.reset()
-    return sandbox_server
+    sandbox_server.state.clock = clock.now
+    yield sandbox_server
+    sandbox_server.state.clock = time.monotonic

@@ -1,6 +1,6 @@
 """The MCP server end to end: an in-memory `Client(server)` in front, the sandbox over real HTTP behind.
 
-Fixtures for the folders that test through it (each conftest imports those it uses) and their helpers. Every
+Fixtures (registered for every folder by the root conftest's `pytest_plugins`) and their helpers. Every
 tool call goes through `Session.call`, which checks what must hold for every result: the API key is nowhere in
 it, and its structuredContent validates against the tool's outputSchema, errors included (as the TypeScript
 SDK client checks it).
@@ -25,6 +25,7 @@ from PIL import Image
 from pydantic import SecretStr
 
 from evolink_mcp.app import build_deps, build_server
+from evolink_mcp.images.polling import Clock
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
@@ -114,7 +115,7 @@ def api_key() -> str:
 
 @pytest.fixture(autouse=True)
 def api_key_never_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Every test in this folder: the API key appears in no log record, at any level."""
+    """Every test: the API key appears in no log record, at any level."""
     caplog.set_level(logging.DEBUG)
     yield
     leaked = [r for r in caplog.records if API_KEY in r.getMessage() or API_KEY in (r.exc_text or "")]
@@ -153,8 +154,8 @@ def settings(settings_for: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
-def deps(settings: Settings) -> Deps:
-    return build_deps(settings, allowed_dirs=None)
+def deps(settings: Settings, clock: Clock) -> Deps:
+    return build_deps(settings, allowed_dirs=None, clock=clock)
 
 
 @pytest.fixture
@@ -163,11 +164,11 @@ def server(deps: Deps) -> MCPServer[Deps]:
 
 
 @pytest.fixture
-def server_for(settings_for: Callable[..., Settings]) -> Callable[..., MCPServer[Deps]]:
-    """A server over the sandbox: `server_for(allowed_dirs=[...], wait_seconds=0.3, api_key=None)`."""
+def server_for(settings_for: Callable[..., Settings], clock: Clock) -> Callable[..., MCPServer[Deps]]:
+    """A server over the sandbox, on the test's clock: `server_for(allowed_dirs=[...], wait_seconds=0.3)`."""
 
     def make(*, allowed_dirs: Sequence[Path] | None = None, **overrides: Any) -> MCPServer[Deps]:
-        return build_server(build_deps(settings_for(**overrides), allowed_dirs=allowed_dirs))
+        return build_server(build_deps(settings_for(**overrides), allowed_dirs=allowed_dirs, clock=clock))
 
     return make
 

@@ -7,14 +7,6 @@ from pathlib import Path
 import pytest
 from cli_support import TASK_SECONDS, child_env
 
-from mcp_session import (  # noqa: F401  # fixtures for the tests that drive the MCP tool beside the CLI
-    api_key_never_logged,
-    connect,
-    server_for,
-    settings_defaults,
-    settings_for,
-)
-
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ from fault_support import QUICK_RETRY, SandboxProcess, Session, settings_for
 from mcp import Client
 
 from evolink_mcp.app import build_deps, build_server
+from evolink_mcp.images.polling import Clock
 from evolink_mcp.sandbox import SandboxServer
 
 
@@ -34,12 +35,16 @@ async def remote_sandbox(sandbox_process: SandboxProcess, anyio_backend: str) ->
 
 
 @pytest.fixture
-def connect(sandbox: SandboxServer, tmp_path: Path) -> Callable[..., AbstractAsyncContextManager[Session]]:
-    """`async with connect(output_dir=...) as mcp:` a fresh server over the in-process sandbox, quick retries."""
+def connect(
+    sandbox: SandboxServer, tmp_path: Path, clock: Clock
+) -> Callable[..., AbstractAsyncContextManager[Session]]:
+    """`async with connect(output_dir=...) as mcp:` a fresh server over the in-process sandbox, on the test's
+    clock, with quick retries."""
 
     @asynccontextmanager
     async def open_session(**overrides: Any) -> AsyncIterator[Session]:
-        deps = build_deps(settings_for(sandbox, tmp_path, **overrides), allowed_dirs=None, retry=QUICK_RETRY)
+        settings = settings_for(sandbox, tmp_path, **overrides)
+        deps = build_deps(settings, allowed_dirs=None, retry=QUICK_RETRY, clock=clock)
         async with Client(build_server(deps)) as client:
             yield Session(client, deps)
 

@@ -16,7 +16,6 @@ import pytest
 from fault_support import Session, is_png, text_of
 from mcp_types import CallToolResult
 
-from evolink_mcp.images import follower
 from evolink_mcp.journal import REFUSED, SUBMITTED, UNKNOWN, TaskRecord
 from evolink_mcp.sandbox import Sandbox, SandboxServer
 
@@ -85,10 +84,8 @@ def request_for(index: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_a_storm_of_429_5xx_and_drops_over_50_generations_saves_or_reports_each_and_never_charges_twice(
-    seed: int, connect: Connect, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+    seed: int, connect: Connect, sandbox: SandboxServer
 ) -> None:
-    # Following in the background retries after 10 s in production; the storm should settle in seconds.
-    monkeypatch.setattr(follower, "BACKGROUND_RETRY_SECONDS", 0.1)
     generation_faults = script_storm(sandbox.state, seed)
     results: dict[str, CallToolResult] = {}
 

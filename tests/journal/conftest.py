@@ -12,18 +12,7 @@ from typing import Any
 import pytest
 from journal_support import LOCK_HOLDER_SCRIPT, LockHolder
 
-from mcp_session import (  # noqa: F401  # fixtures, registered for this folder by being here
-    WAIT_SECONDS,
-    api_key,
-    api_key_never_logged,
-    connect,
-    deps,
-    mcp,
-    server,
-    server_for,
-    settings,
-    settings_for,
-)
+from mcp_session import WAIT_SECONDS
 
 
 @pytest.fixture

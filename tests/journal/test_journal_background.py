@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.images.follower import FOLLOW_LIMIT_SECONDS
+from evolink_mcp.images.polling import Clock
 from evolink_mcp.journal import JOURNAL_FILE
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
@@ -81,6 +82,7 @@ async def test_unfinished_tasks_of_a_previous_process_are_resumed_and_saved_on_s
     assert len(sandbox.state.requests("tasks")) == polls
 
 
+@pytest.mark.real_time  # the second server must start and look while the first one's task runs: real seconds
 async def test_a_second_server_sharing_the_journal_leaves_the_first_ones_running_task_to_it(
     settings_for: Callable[..., Settings],
     connect: Connect,
@@ -125,6 +127,7 @@ async def test_a_task_from_before_a_long_pause_is_still_looked_at_and_saved_on_s
 
     async with connect(server_for()):
         saved = await saved_images(output_dir)
+        await until(lambda: journal_row(state_dir, task_id)["finished"] == 1)  # the file is there before the row
 
     assert journal_row(state_dir, task_id)["saved_paths"] == [str(saved[0])]
 
@@ -135,14 +138,15 @@ async def test_a_task_still_running_past_the_follow_limit_is_looked_at_once_and_
     sandbox: SandboxServer,
     state_dir: Path,
     caplog: pytest.LogCaptureFixture,
+    clock: Clock,
 ) -> None:
-    async with connect(build_server(build_deps(settings_for(wait_seconds=0), allowed_dirs=None))) as mcp:
+    async with connect(build_server(build_deps(settings_for(wait_seconds=0), allowed_dirs=None, clock=clock))) as mcp:
         pending = await mcp.call("generate_image", {"prompt": "an endless task [sandbox:duration=600]"})
     task_id = mcp.data(pending)["task_id"]
     backdate(state_dir, task_id, FOLLOW_LIMIT_SECONDS + 1)
     polls = len(sandbox.state.requests("tasks"))
 
-    deps = build_deps(settings_for(), allowed_dirs=None)
+    deps = build_deps(settings_for(), allowed_dirs=None, clock=clock)
     async with connect(build_server(deps)):
         await until(lambda: any("stopped following" in r.getMessage() for r in caplog.records))
         followed = deps.service.is_followed(task_id)

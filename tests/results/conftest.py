@@ -14,12 +14,7 @@ from pydantic import SecretStr
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
-from mcp_session import (  # noqa: F401  # fixtures, registered for this folder by being here
-    API_KEY,
-    api_key,
-    api_key_never_logged,
-    connect,
-)
+from mcp_session import API_KEY
 
 
 @pytest.fixture(scope="module")

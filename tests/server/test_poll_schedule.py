@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from evolink_mcp.images.polling import (
     OVERDUE_POLL_DELAY,
     next_poll_delay,
 )
+from evolink_mcp.sandbox import SandboxServer
+from mcp_session import Session
 
 
 def task(progress: int, estimated_time: int | None) -> Task:
@@ -41,3 +44,17 @@ def test_the_next_poll_follows_the_tasks_own_estimate(
     progress: int, estimated_time: int | None, elapsed: float, polls: int, expected: float
 ) -> None:
     assert next_poll_delay(task(progress, estimated_time), elapsed, polls) == pytest.approx(expected)
+
+
+@pytest.mark.anyio
+async def test_a_two_minute_task_is_followed_on_the_servers_clock_with_a_handful_of_polls(
+    mcp: Session, sandbox: SandboxServer
+) -> None:
+    """The server sleeps between polls on the clock it was given, and the sandbox's task runs on the same one
+    (tests/virtual_time.py): two minutes of polling schedule pass in well under a second, poll by poll."""
+    started = time.monotonic()
+    result = await mcp.call("generate_image", {"prompt": "a slow fresco [sandbox:duration=120]", "wait_seconds": 300})
+
+    assert mcp.data(result)["status"] == "completed", mcp.text(result)
+    assert time.monotonic() - started < 10  # far below the two minutes the task takes on the clock
+    assert 12 <= len(sandbox.state.requests("tasks")) <= 25  # capped 10-s sleeps, then finer near the end

@@ -9,26 +9,13 @@ from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 
 from evolink_mcp.app import build_server
 from evolink_mcp.tools import Deps
-from mcp_session import (  # noqa: F401  # fixtures, registered for this folder by being here
-    API_KEY,
-    Session,
-    api_key,
-    api_key_never_logged,
-    connect,
-    deps,
-    mcp,
-    server,
-    server_for,
-    settings,
-    settings_defaults,
-    settings_for,
-)
+from mcp_session import API_KEY, Session
 
 APPS = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})
 
 
 @pytest.fixture
-async def apps_mcp(deps: Deps, anyio_backend: str) -> AsyncIterator[Session]:  # noqa: F811  # the fixture
+async def apps_mcp(deps: Deps, anyio_backend: str) -> AsyncIterator[Session]:
     """A client connected in memory that advertised MCP Apps support, as Claude or VS Code do."""
     async with Client(build_server(deps), extensions=[APPS]) as client:
         yield Session(client, API_KEY)
