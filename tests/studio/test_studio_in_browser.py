@@ -26,6 +26,8 @@ from PIL import Image
 from evolink_mcp.sandbox import SandboxConfig, SandboxServer
 from process_support import clean_env, evolink_argv
 
+pytestmark = pytest.mark.slow  # a browser session: .ci/run's studio stage, not the default run
+
 HOST = Path(__file__).parent / "host"
 CHROMIUM = Path("/usr/bin/chromium")
 README_SCREENSHOT = Path(__file__).parents[2] / "docs" / "studio.png"

@@ -25,6 +25,8 @@ INITIALIZE = json.dumps(
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
     }
 ).encode()
+pytestmark = pytest.mark.slow  # a server process per test: .ci/run's slow stage
+
 READ_SECONDS = "1"
 BOUND = 20.0  # seconds any cut-off or recovery below may take, many times what it should
 

@@ -16,7 +16,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from transport_support import HttpServer, text_of, write_png
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # 120 uploads over HTTP: .ci/run's slow stage
 
 UPLOADS = 120
 

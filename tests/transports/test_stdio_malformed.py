@@ -12,7 +12,7 @@ import pytest
 from test_stdio_pipes import EXIT_TIMEOUT, INITIALIZE, debug_env, raw_stdio
 from transport_support import evolink_argv, jsonrpc_line, stop
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a server process per test: .ci/run's slow stage
 
 PARSE_ERROR, INVALID_REQUEST = -32700, -32600
 

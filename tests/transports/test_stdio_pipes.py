@@ -32,7 +32,7 @@ from transport_support import (
     text_of,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a server process per test: .ci/run's slow stage
 
 EXIT_TIMEOUT = 10.0
 STRAY_SERVER = Path(__file__).with_name("stray_output_server.py")
@@ -162,7 +162,6 @@ def noise_png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.slow
 async def test_a_request_line_of_several_megabytes_round_trips(tmp_path: Path) -> None:
     image = noise_png(1200, 1000)
     assert len(image) > 3_000_000  # a request line of over 4 MB, many times the pipe's buffer
