@@ -123,10 +123,10 @@ def _postgres_cpu(url: str) -> float:
     """CPU seconds the PostgreSQL server's processes (the postmaster and its children) have used so far."""
     import psycopg
 
-    with psycopg.connect(url, autocommit=True) as db:
+    with psycopg.connect(url, autocommit=True) as db:  # read while the backend lives: it ends with the connection
         row = db.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    postmaster = int(Path(f"/proc/{row[0]}/stat").read_text().rpartition(")")[2].split()[1])
+        assert row is not None
+        postmaster = int(Path(f"/proc/{row[0]}/stat").read_text().rpartition(")")[2].split()[1])
     children = [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat") if _parent(stat) == postmaster]
     return sum(_cpu_or_zero(pid) for pid in [postmaster, *children])
 
