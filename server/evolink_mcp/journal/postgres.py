@@ -136,7 +136,7 @@ class PostgresJournal(Journal):
                 raise self._failure(exc) from exc
             pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
                 self.url.conninfo,
-                min_size=POOL_SIZE,
+                min_size=1,
                 max_size=POOL_SIZE,
                 timeout=self.timeout,
                 open=False,
