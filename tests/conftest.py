@@ -3,6 +3,7 @@ in-process servers share, and (registered once, for every folder) the MCP sessio
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -20,6 +21,17 @@ SANDBOX_TASK_SECONDS = 0.05
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def root_logging_restored() -> Iterator[None]:
+    """A command run in-process (the CLI's tests) configures the root logger for a real process: its redacting
+    handler folds tracebacks into the message, which later tests' caplog would then never see as exc_info."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -147,7 +147,7 @@ async def test_without_an_api_key_tools_are_listed_but_calls_say_how_to_set_it_a
     server_for: ServerFor, connect: Connect, sandbox: SandboxServer
 ) -> None:
     async with connect(server_for(api_key=None)) as mcp:
-        assert len(await mcp.tools()) == 9
+        assert len(await mcp.tools()) == 11
         assert not (await mcp.call("list_models", {})).is_error
 
         generated = await mcp.call("generate_image", {"prompt": "a kite"})

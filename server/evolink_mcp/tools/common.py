@@ -135,6 +135,8 @@ ARGUMENT_SYNONYMS = {
     "id": "task_id",
     "path": "file_path",
 }
+
+
 def is_empty(value: Any) -> bool:
     """What strict tool converters send for an argument the model leaves out."""
     return value is None or value == [] or value == {} or (isinstance(value, str) and not value.strip())

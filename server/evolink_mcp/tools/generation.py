@@ -230,9 +230,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             str | None, Field(max_length=128, description="Same id, same task: never charged twice.")
         ] = None,
         # `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused below.
-        max_credits: Annotated[
-            float | None, Field(ge=0, description="Refuse above this many credits.")
-        ] = None,
+        max_credits: Annotated[float | None, Field(ge=0, description="Refuse above this many credits.")] = None,
         output_dir: OutputDir = None,
         inline: InlineImages = "preview",
     ) -> Annotated[CallToolResult, TaskOutput]:
@@ -271,9 +269,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
     async def check_task(
         task_id: Annotated[str, Field(min_length=1, max_length=256)],
         ctx: Context[Any],
-        wait_seconds: Annotated[
-            float, Field(ge=0, le=900, description="Seconds to wait (0 = just look).")
-        ] = 0,
+        wait_seconds: Annotated[float, Field(ge=0, le=900, description="Seconds to wait (0 = just look).")] = 0,
         output_dir: OutputDir = None,
         inline: InlineImages = "preview",
     ) -> Annotated[CallToolResult, TaskOutput]:

@@ -49,9 +49,7 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
     async def list_models(
         ctx: Context[Any],
         # Not an enum: 14 modes would cost every client ~0.2 KB of tools/list; a wrong one is named and answered.
-        mode: Annotated[
-            str | None, Field(description="Only this mode, e.g. edit, inpaint, upscale.")
-        ] = None,
+        mode: Annotated[str | None, Field(description="Only this mode, e.g. edit, inpaint, upscale.")] = None,
         include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
     ) -> Annotated[CallToolResult, ModelListOutput]:
         """What each model takes (free): sizes, qualities, n, references, extra parameters. Pick generate_image
