@@ -102,7 +102,7 @@ async def test_a_second_server_sharing_the_journal_leaves_the_first_ones_running
         task_id = first.data(pending)["task_id"]
         second_deps = build_deps(settings_for(wait_seconds=0), allowed_dirs=None)
         async with connect(build_server(second_deps)) as second:
-            await logged("adopting 0 unfinished task(s) no running process follows; 1 followed by other running processes")
+            await logged("adopting 0 unfinished task(s) no running process follows; 1 followed by other running")
             checked = await second.call("check_task", {"task_id": task_id})
             await logged(f"not following {task_id}")
             still_running = sandbox.state.task_status(task_id) != "completed"

@@ -13,6 +13,7 @@ from ..evolink import InvalidRequestError, task_failure_advice
 from ..images import TaskOutcome
 from ..images.polling import Update
 from ..images.previews import Inline
+from ..images.results import TaskResults
 from ..journal import TaskRecord
 from ..present import submitted_line
 from .common import (
@@ -98,9 +99,8 @@ def render(deps: Deps, outcome: TaskOutcome) -> CallToolResult:
         assert outcome.error is not None
         return error_result(outcome.error, charged=outcome.charged)
     assert record.task_id is not None
-    task_id = record.task_id
     out = TaskOutput(
-        task_id=task_id,
+        task_id=record.task_id,
         status=record.status or "pending",
         progress=record.progress or 0,
         model=record.model,
@@ -112,80 +112,95 @@ def render(deps: Deps, outcome: TaskOutcome) -> CallToolResult:
         next_step="",
     )
     credits = f", {out.credits_reserved:g} credits reserved" if out.credits_reserved is not None else ""
-    head = f"Task {task_id} ({out.model or 'unknown model'}{credits})"
+    head = f"Task {out.task_id} ({out.model or 'unknown model'}{credits})"
     blocks: list[ContentBlock] = []
-    lines: list[str] = []
-    results = outcome.results
-    if results is not None:
-        out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
-        out.save_error = results.save_error
-        saved_by_index = {image.index: image for image in results.images}
-        for index, url in enumerate(results.urls):
-            image = saved_by_index.get(index)
-            item = SavedImageOut(index=index, url=url)
-            if image is not None:
-                item.path, item.mime_type, item.bytes = str(image.path), image.mime_type, image.bytes
-                item.resource_uri = saved_image_uri(image.path, deps.settings.output_dir, task_id)
-                if item.resource_uri is not None and deps.settings.resource_links:
-                    blocks.append(
-                        ResourceLink(
-                            type="resource_link",
-                            name=image.path.name,
-                            uri=item.resource_uri,
-                            mime_type=image.mime_type,
-                            size=image.bytes,
-                        )
-                    )
-            out.images.append(item)
-        previews: list[ContentBlock] = [
-            ImageContent(type="image", data=p.data_base64, mime_type=p.mime_type) for p in outcome.previews
-        ]
-        blocks = [*previews, *blocks]
-        lines.append(f"{head} completed with {len(results.urls)} image(s).")
-        for item in out.images:
-            where = item.path or "not saved"
-            lines.append(f"{item.index + 1}. {where} — {item.url}")
-        lines.extend(results.notes)
-        lines.extend(outcome.inline_notes)
-        if out.urls_expire_at:
-            lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
-        if outcome.previews_skipped:
-            lines.append(
-                f"No inline preview of {outcome.previews_skipped} image(s): the server is busy making others. The "
-                f"files are saved; check_task with task_id={task_id!r} shows the preview."
-            )
-        if results.save_error:
-            lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
-            out.next_step = "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
-        else:
-            out.next_step = "Show or use the saved files; to edit one, pass its path in image_urls."
+    if outcome.results is not None:
+        lines, blocks = _completed(deps, outcome, outcome.results, out, head)
     elif record.status == "failed":
-        code = record.error_code or None
-        advice = task_failure_advice(code)
-        message = record.error_message or "no reason given"
-        out.error = ErrorOut(
-            category="task_failed", code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
-        )
-        out.next_step = advice.next_step
-        lines.append(f"Error (task_failed): {head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.")
-        lines.append(f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}")
+        lines = _failed(record, out, head)
     elif record.is_terminal:
         out.next_step = "The task ended without images; submit a new generation if you still need one."
-        lines.append(f"{head} ended with status {record.status!r} and no images.")
+        lines = [f"{head} ended with status {record.status!r} and no images."]
     else:
-        eta = f", about {out.estimated_seconds_left:.0f} s left" if out.estimated_seconds_left else ""
-        lines.append(f"{head} is {out.status} ({out.progress:.0f}%{eta}).")
-        if outcome.poll_error is not None:
-            lines.append(f"Following it failed for now ({outcome.poll_error.message}); the task itself is safe.")
-        if outcome.followed:
-            lines.append("The server keeps following it and saves the images when it completes.")
-        out.next_step = f"Call check_task with task_id={task_id!r} and wait_seconds=30 to get the images."
-        lines.append(out.next_step)
+        lines = _running(outcome, out, head)
     lines.extend(f"Warning: {w}" for w in out.warnings)
     structured = out.model_dump(mode="json", exclude_none=True)
     if out.error is not None:
         return error_text_result("\n".join(lines), structured, blocks)
     return result("\n".join(lines), structured, blocks)
+
+
+def _completed(
+    deps: Deps, outcome: TaskOutcome, results: TaskResults, out: TaskOutput, head: str
+) -> tuple[list[str], list[ContentBlock]]:
+    """Fills `out.images`; the text lines, and the previews followed by a resource link per saved image."""
+    out.urls_expire_at = results.urls_expire_at.isoformat(timespec="seconds") if results.urls_expire_at else None
+    out.save_error = results.save_error
+    saved_by_index = {image.index: image for image in results.images}
+    links: list[ContentBlock] = []
+    for index, url in enumerate(results.urls):
+        image = saved_by_index.get(index)
+        item = SavedImageOut(index=index, url=url)
+        if image is not None:
+            item.path, item.mime_type, item.bytes = str(image.path), image.mime_type, image.bytes
+            item.resource_uri = saved_image_uri(image.path, deps.settings.output_dir, out.task_id)
+            if item.resource_uri is not None and deps.settings.resource_links:
+                links.append(
+                    ResourceLink(
+                        type="resource_link",
+                        name=image.path.name,
+                        uri=item.resource_uri,
+                        mime_type=image.mime_type,
+                        size=image.bytes,
+                    )
+                )
+        out.images.append(item)
+    previews: list[ContentBlock] = [
+        ImageContent(type="image", data=p.data_base64, mime_type=p.mime_type) for p in outcome.previews
+    ]
+    lines = [f"{head} completed with {len(results.urls)} image(s)."]
+    lines.extend(f"{item.index + 1}. {item.path or 'not saved'} — {item.url}" for item in out.images)
+    lines.extend(results.notes)
+    lines.extend(outcome.inline_notes)
+    if out.urls_expire_at:
+        lines.append(f"The URLs expire at {out.urls_expire_at}; the saved files are yours to keep.")
+    if outcome.previews_skipped:
+        lines.append(
+            f"No inline preview of {outcome.previews_skipped} image(s): the server is busy making others. The "
+            f"files are saved; check_task with task_id={out.task_id!r} shows the preview."
+        )
+    if results.save_error:
+        lines.append(f"Saving failed: {results.save_error}. Download the URLs before they expire.")
+        out.next_step = "Call check_task again to retry saving, or download the URLs yourself within 24 hours."
+    else:
+        out.next_step = "Show or use the saved files; to edit one, pass its path in image_urls."
+    return lines, [*previews, *links]
+
+
+def _failed(record: TaskRecord, out: TaskOutput, head: str) -> list[str]:
+    code = record.error_code or None
+    advice = task_failure_advice(code)
+    message = record.error_message or "no reason given"
+    out.error = ErrorOut(
+        category="task_failed", code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
+    )
+    out.next_step = advice.next_step
+    return [
+        f"Error (task_failed): {head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.",
+        f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}",
+    ]
+
+
+def _running(outcome: TaskOutcome, out: TaskOutput, head: str) -> list[str]:
+    eta = f", about {out.estimated_seconds_left:.0f} s left" if out.estimated_seconds_left else ""
+    lines = [f"{head} is {out.status} ({out.progress:.0f}%{eta})."]
+    if outcome.poll_error is not None:
+        lines.append(f"Following it failed for now ({outcome.poll_error.message}); the task itself is safe.")
+    if outcome.followed:
+        lines.append("The server keeps following it and saves the images when it completes.")
+    out.next_step = f"Call check_task with task_id={out.task_id!r} and wait_seconds=30 to get the images."
+    lines.append(out.next_step)
+    return lines
 
 
 def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
