@@ -90,6 +90,9 @@ def child_env(home: Path, **extra: str) -> dict[str, str]:
         EVOLINK_STATE_DIR=str(home / "state"),
         EVOLINK_OUTPUT_DIR=str(home / "out"),
         EVOLINK_LOG_LEVEL="WARNING",
+        # Benchmarks send one prompt many times on purpose: each call must be a task of its own, not the
+        # earlier identical call's answer (the duplicate guard is for an agent retrying by mistake).
+        EVOLINK_DEDUPE_SECONDS="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -74,7 +74,6 @@ def _replicas(home: Path, sandbox: SandboxProcess, count: int, **env: str) -> It
                             home / f"replica-{number}",
                             **upstream_env(sandbox),
                             EVOLINK_OUTPUT_DIR=str(home / "shared-images"),
-                            EVOLINK_DEDUPE_SECONDS="0",  # one prompt for all: each call is a task of its own
                             **env,
                         ),
                         stdout=sink,

@@ -207,7 +207,7 @@ def run_serve(args: argparse.Namespace) -> None:
             server = build_server(deps)
             gc.freeze()
             gc.enable()
-            anyio.run(serve_stdio, server)
+            anyio.run(serve_stdio, server, deps.service.journal)
             return
         from .transports import http_loop_options, serve_http
 

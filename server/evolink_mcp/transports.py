@@ -19,6 +19,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
+    from .journal import Journal
     from .tools import Deps
 
 log = logging.getLogger(__name__)
@@ -331,10 +332,23 @@ def _has_body(scope: Scope) -> bool:
     return bool(_header(scope, b"transfer-encoding")) or (bool(length) and length.strip() != "0")
 
 
-async def serve_stdio(server: MCPServer[Any]) -> None:
+async def open_journal_or_exit(journal: Journal) -> None:
+    """Open the journal before serving: one line on stderr and a non-zero exit if it cannot be (PostgreSQL
+    unreachable), not a traceback from inside the first session."""
+    from .journal import JournalError
+
+    try:
+        await journal.open()
+    except JournalError as exc:
+        raise SystemExit(f"evolink-mcp: cannot start: {exc.message}") from None
+
+
+async def serve_stdio(server: MCPServer[Any], journal: Journal | None = None) -> None:
     """The SDK's own stdio transport, ended quietly when the client closes its end of the pipe mid-answer
     (the SDK lets that BrokenPipeError out of its writer task; reported with the parse errors:
-    docs/upstream/mcp-python-sdk-stdio-parse-errors.md)."""
+    docs/upstream/mcp-python-sdk-stdio-parse-errors.md). `journal`, if given, is opened first."""
+    if journal is not None:
+        await open_journal_or_exit(journal)
     if isinstance(sys.stdout, io.TextIOWrapper):
         # While serving, fd 1 writes to stderr; a handler's print() left in stdout's buffer would reach the wire
         # at exit, once the SDK has pointed fd 1 back at it. Flushed line by line, prints reach stderr at once.
@@ -367,14 +381,9 @@ async def serve_http(deps: Deps, *, host: str, port: int) -> None:
     """Serve SSE and streamable HTTP until interrupted."""
     import uvicorn
 
-    from .journal import JournalError
-
     settings = deps.settings
     check_http_exposure(settings, host)
-    try:
-        await deps.service.journal.open()  # before listening: a replica without its journal must not look alive
-    except JournalError as exc:
-        raise SystemExit(f"evolink-mcp: cannot start: {exc.message}") from None
+    await open_journal_or_exit(deps.service.journal)  # before listening: a replica without it must not look alive
     from uvicorn.protocols.http.auto import AutoHTTPProtocol  # what http="auto" picks: httptools, else h11
 
     deadlines = ReadDeadlines(settings.mcp_read_seconds)

@@ -71,3 +71,6 @@ def test_the_server_refuses_to_start_on_a_malformed_url_or_an_unreachable_databa
         assert PASSWORD.encode() not in answer.stdout + answer.stderr
     assert ACCEPTED_FORM.encode() in answers["malformed"].stderr
     assert f"{unreachable.replace(f':{PASSWORD}', '')} is unreachable".encode() in answers["unreachable"].stderr
+    for answer in answers.values():  # one line saying why, as the HTTP transports say it: no traceback
+        assert b"Traceback" not in answer.stderr and answer.stdout == b""
+        assert b"evolink-mcp: cannot start:" in answer.stderr or ACCEPTED_FORM.encode() in answer.stderr
