@@ -32,6 +32,10 @@ from evolink_mcp.tools import Deps
 from evolink_mcp.tools.common import ErrorOut
 
 API_KEY = "sk-evolink-e2e-7f3a9c51d2b84e06"
+
+# The fixtures' types, for tests' annotations.
+Connect = Callable[..., AbstractAsyncContextManager["Session"]]
+ServerFor = Callable[..., MCPServer[Deps]]
 CALL_SECONDS = 20.0  # bound on any one tool call: far above what the sandbox's tiny timings need
 WAIT_SECONDS = 10.0  # generate_image's default wait in these tests: every normal task finishes well within
 INSTANT = " [sandbox:duration=0]"  # the task is finished when submitted: for tests where following it is not the point

@@ -6,12 +6,15 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.prompts import Prompt
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import Resource as MCPResource
 
 from . import __version__
@@ -80,6 +83,22 @@ async def process_resources(deps: Deps) -> AsyncIterator[None]:
         await deps.service.journal.aclose()
 
 
+@lru_cache(maxsize=8)
+def server_tools(catalog: Catalog, default_wait: float) -> tuple[Tool, ...]:
+    """The SDK tools for this catalog, studio ones included. Building them validates every schema (~50 ms), so it
+    is done once per catalog: every server built from an equal catalog shares them (they keep no state)."""
+    return tuple(spec.to_tool() for spec in with_studio(tool_specs(catalog, default_wait)))
+
+
+@lru_cache(maxsize=8)
+def server_prompts(catalog: Catalog) -> tuple[Prompt, ...]:
+    """The SDK prompts for this catalog, built once per catalog as the tools are."""
+    return tuple(
+        Prompt.from_function(spec.fn, name=spec.name, title=spec.title, description=spec.description)
+        for spec in prompt_specs(catalog)
+    )
+
+
 def build_server(deps: Deps, *, manage_process_resources: bool = True) -> EvolinkServer:
     """An MCPServer over `deps`: every tool spec, the catalog resources, saved images as resources.
 
@@ -110,13 +129,13 @@ def build_server(deps: Deps, *, manage_process_resources: bool = True) -> Evolin
         website_url="https://evolink.ai",
         lifespan=lifespan,
         log_level=deps.settings.log_level,
-        tools=[spec.to_tool() for spec in with_studio(tool_specs(deps.catalog, deps.settings))],
+        tools=list(server_tools(deps.catalog, deps.settings.wait_seconds)),
         extensions=[studio_extension()],  # MCP Apps: seen only by clients that negotiated it (studio/)
         middleware=[only_for_apps_clients],
     )
     _add_resources(server, deps)
-    for prompt in prompt_specs(deps.catalog):
-        server.prompt(name=prompt.name, title=prompt.title, description=prompt.description)(prompt.fn)
+    for prompt in server_prompts(deps.catalog):
+        server.add_prompt(prompt)
     return server
 
 

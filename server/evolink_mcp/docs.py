@@ -21,7 +21,7 @@ def _cell(text: str) -> str:
 
 def tools_table(catalog: Catalog) -> str:
     rows = ["| tool | what it does | annotations |", "|---|---|---|"]
-    for spec in tool_specs(catalog, Settings()):
+    for spec in tool_specs(catalog, Settings().wait_seconds):
         hints = spec.annotations
         flags = [
             "read-only" if hints.read_only_hint else "writes",

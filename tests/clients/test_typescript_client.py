@@ -116,7 +116,7 @@ def observed(run: ClientRun, check: str) -> Any:
 
 
 def test_the_typescript_client_lists_every_tool_with_its_output_schema(ts: ClientRun) -> None:
-    names = {spec.name for spec in tool_specs(load_catalog(), Settings())}
+    names = {spec.name for spec in tool_specs(load_catalog(), Settings().wait_seconds)}
     listed = observed(ts, "list_tools")
     assert set(listed["names"]) == names
     assert set(listed["with_output_schema"]) == names

@@ -37,6 +37,13 @@ class Catalog:
             )
         self.default: ModelSpec = found
 
+    def __eq__(self, other: object) -> bool:
+        """Two catalogs with the same models and default are the same (the tools built from one serve both)."""
+        return isinstance(other, Catalog) and (self.default.id, self.models) == (other.default.id, other.models)
+
+    def __hash__(self) -> int:
+        return hash((self.default.id, *self.ids))
+
     @property
     def ids(self) -> list[str]:
         return [m.id for m in self.models]

@@ -1,7 +1,6 @@
 """The MCP tools, as data: one list of specs, registered by one loop."""
 
 from ..catalog import Catalog
-from ..settings import Settings
 from .common import Deps, ToolSpec
 from .costs import cost_tools
 from .edits import edit_tools
@@ -11,10 +10,10 @@ from .models import model_tools
 from .tasks import task_tools
 
 
-def tool_specs(catalog: Catalog, settings: Settings) -> list[ToolSpec]:
-    """Every tool this server offers, core four first."""
+def tool_specs(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
+    """Every tool this server offers, core four first; `default_wait` is generate_image's wait_seconds default."""
     specs = [
-        *generation_tools(catalog, settings.wait_seconds),
+        *generation_tools(catalog, default_wait),
         *file_tools(),
         *model_tools(catalog),
         *task_tools(),
