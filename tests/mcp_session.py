@@ -39,6 +39,20 @@ ServerFor = Callable[..., MCPServer[Deps]]
 CALL_SECONDS = 20.0  # bound on any one tool call: far above what the sandbox's tiny timings need
 WAIT_SECONDS = 10.0  # generate_image's default wait in these tests: every normal task finishes well within
 INSTANT = " [sandbox:duration=0]"  # the task is finished when submitted: for tests where following it is not the point
+# The tools a server with a key publishes, in the order it lists them.
+TOOLS = [
+    "generate_image",
+    "check_task",
+    "upload_file",
+    "list_models",
+    "list_files",
+    "delete_file",
+    "list_tasks",
+    "estimate_cost",
+    "check_balance",
+    "upscale_image",
+    "remove_background",
+]
 
 
 class Session:

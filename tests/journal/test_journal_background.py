@@ -5,14 +5,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from journal_support import journal_row
-from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.images.follower import FOLLOW_LIMIT_SECONDS
@@ -20,13 +17,9 @@ from evolink_mcp.images.polling import Clock
 from evolink_mcp.journal import JOURNAL_FILE
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
-from evolink_mcp.tools import Deps
-from mcp_session import saved_images, until
+from mcp_session import Connect, ServerFor, saved_images, until
 
 pytestmark = pytest.mark.anyio
-
-ServerFor = Callable[..., MCPServer[Deps]]
-Connect = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 def backdate(state_dir: Path, task_id: str, seconds: float) -> None:

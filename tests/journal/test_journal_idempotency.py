@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from journal_support import DEFAULT_MODEL, journal_row, journal_rows
-from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.sandbox import SandboxServer
-from evolink_mcp.tools import Deps
-from mcp_session import INSTANT, until
+from mcp_session import INSTANT, Connect, ServerFor, until
 
 pytestmark = pytest.mark.anyio
-
-ServerFor = Callable[..., MCPServer[Deps]]
-Connect = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 async def test_the_intent_is_on_disk_before_the_generation_post_is_answered(

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
-from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.sandbox import SandboxServer
-from evolink_mcp.tools import Deps
-from mcp_session import INSTANT
+from mcp_session import INSTANT, Connect, ServerFor
 
 pytestmark = pytest.mark.anyio
-
-ServerFor = Callable[..., MCPServer[Deps]]
-Connect = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 @pytest.mark.parametrize("cap_from", ["max_credits", "EVOLINK_MAX_CREDITS_PER_CALL"])

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import pytest
 from mcp import Client
@@ -16,12 +14,7 @@ from pydantic import Field
 
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools.common import READ_ONLY, ToolSpec
-from mcp_session import INSTANT
-
-if TYPE_CHECKING:
-    from mcp_session import Session
-
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
+from mcp_session import INSTANT, Connect, Session
 
 pytestmark = pytest.mark.anyio
 

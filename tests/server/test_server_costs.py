@@ -3,8 +3,6 @@ price from the first request, asking the user (MCP elicitation) where the client
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import mcp_types as types
@@ -13,12 +11,10 @@ from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.tools import Deps
-from mcp_session import INSTANT, Session
+from mcp_session import INSTANT, Connect, ServerFor, Session
 
 pytestmark = pytest.mark.anyio
 
-ServerFor = Callable[..., MCPServer[Deps]]
-Connect = Callable[..., AbstractAsyncContextManager[Session]]
 
 KREA_2K = {"prompt": "a lighthouse" + INSTANT, "model": "krea-2-turbo", "quality": "2K"}  # published: 1.8 credits
 

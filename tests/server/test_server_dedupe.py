@@ -4,22 +4,12 @@ names the task."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
 
 import anyio
 import pytest
-from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.sandbox import SandboxServer
-from evolink_mcp.tools import Deps
-from mcp_session import INSTANT
-
-if TYPE_CHECKING:
-    from mcp_session import Session
-
-    ServerFor = Callable[..., MCPServer[Deps]]
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
+from mcp_session import INSTANT, Connect, ServerFor, Session
 
 pytestmark = pytest.mark.anyio
 

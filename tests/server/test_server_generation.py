@@ -7,10 +7,9 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import anyio.lowlevel
@@ -23,13 +22,7 @@ from evolink_mcp.images.previews import PREVIEW_MAX_EDGE, PREVIEW_QUEUE_MAX, PRE
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
-from mcp_session import INSTANT, saved_images
-
-if TYPE_CHECKING:
-    from mcp_session import Session
-
-    ServerFor = Callable[..., MCPServer[Deps]]
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
+from mcp_session import INSTANT, Connect, ServerFor, Session, saved_images
 
 pytestmark = pytest.mark.anyio
 

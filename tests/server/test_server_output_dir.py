@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,17 +13,10 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import BlobResourceContents
 
-from mcp_session import INSTANT, saved_images
+from mcp_session import INSTANT, Connect, ServerFor, Session, saved_images
 
 if TYPE_CHECKING:
-    from mcp.server.mcpserver import MCPServer
-
     from evolink_mcp.sandbox import SandboxServer
-    from evolink_mcp.tools import Deps
-    from mcp_session import Session
-
-    ServerFor = Callable[..., MCPServer[Deps]]
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
 
 pytestmark = pytest.mark.anyio
 

@@ -5,21 +5,13 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from mcp.server.mcpserver import MCPServer
 
 from evolink_mcp.sandbox import SandboxServer
-from evolink_mcp.tools import Deps
-
-if TYPE_CHECKING:
-    from mcp_session import Session
-
-    ServerFor = Callable[..., MCPServer[Deps]]
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
+from mcp_session import Connect, ServerFor, Session
 
 pytestmark = pytest.mark.anyio
 

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_types import BlobResourceContents
 
-from mcp_session import INSTANT
-
-if TYPE_CHECKING:
-    from mcp.server.mcpserver import MCPServer
-
-    from evolink_mcp.tools import Deps
-    from mcp_session import Session
-
-    ServerFor = Callable[..., MCPServer[Deps]]
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
+from mcp_session import INSTANT, Connect, ServerFor, Session
 
 pytestmark = pytest.mark.anyio
 

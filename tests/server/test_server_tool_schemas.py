@@ -5,41 +5,19 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jsonschema
 import pytest
-from mcp.server.mcpserver import MCPServer
 from mcp_types import Tool
 
 from evolink_mcp.settings import Settings
-from evolink_mcp.tools import Deps
-
-if TYPE_CHECKING:
-    from mcp_session import Session
-
-    ServerFor = Callable[..., MCPServer[Deps]]
-    Connect = Callable[..., AbstractAsyncContextManager[Session]]
+from mcp_session import TOOLS, Connect, ServerFor, Session
 
 pytestmark = pytest.mark.anyio
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools.json"
-TOOLS = [
-    "generate_image",
-    "check_task",
-    "upload_file",
-    "list_models",
-    "list_files",
-    "delete_file",
-    "list_tasks",
-    "estimate_cost",
-    "check_balance",
-    "upscale_image",
-    "remove_background",
-]
 
 # name -> (readOnly, destructive, idempotent, openWorld)
 ANNOTATIONS = {
