@@ -95,6 +95,32 @@ def _can_ask(ctx: Context[Any]) -> bool:
     return (version is not None and is_version_at_least(version, "2026-07-28")) or ctx.session.can_send_request
 
 
+def generation_request(
+    prompt: str,
+    size: str | None,
+    quality: str | None,
+    resolution: str | None,
+    n: int | None,
+    image_urls: list[str] | None,
+    mask_url: str | None,
+    callback_url: str | None,
+    extra: dict[str, Any] | None,
+) -> GenerationRequest:
+    """generate_image's request arguments (estimate_cost's and ask_over_cap's are the same) as the use case's
+    request."""
+    return GenerationRequest(
+        prompt=prompt,
+        size=size,
+        quality=quality,
+        resolution=resolution,
+        n=n,
+        image_urls=list(image_urls or []),
+        mask_url=mask_url,
+        callback_url=callback_url,
+        extra=dict(extra or {}),
+    )
+
+
 async def ask_over_cap(
     ctx: Context[Any],
     prompt: str,
@@ -111,17 +137,7 @@ async def ask_over_cap(
 ) -> Elicit[SpendOverCap] | None:
     """generate_image's question to the user when its estimate is over the spending cap; None: nothing to ask
     (within the cap, no estimate, an invalid request the tool reports, or a client that cannot be asked)."""
-    request = GenerationRequest(
-        prompt=prompt,
-        size=size,
-        quality=quality,
-        resolution=resolution,
-        n=n,
-        image_urls=list(image_urls or []),
-        mask_url=mask_url,
-        callback_url=callback_url,
-        extra=dict(extra or {}),
-    )
+    request = generation_request(prompt, size, quality, resolution, n, image_urls, mask_url, callback_url, extra)
     return await over_cap_question(ctx, model, request, max_credits)
 
 
@@ -251,17 +267,7 @@ def cost_tools(catalog: Catalog) -> list[ToolSpec]:
         deps = deps_of(ctx)
         if max_credits == 0:
             return error_result(InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."))
-        request = GenerationRequest(
-            prompt=prompt,
-            size=size,
-            quality=quality,
-            resolution=resolution,
-            n=n,
-            image_urls=list(image_urls or []),
-            mask_url=mask_url,
-            callback_url=callback_url,
-            extra=dict(extra or {}),
-        )
+        request = generation_request(prompt, size, quality, resolution, n, image_urls, mask_url, callback_url, extra)
         try:
             prepared = deps.service.prepare(model, request, allowed_dirs=deps.allowed_dirs)
         except EvolinkError as exc:

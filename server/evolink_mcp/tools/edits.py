@@ -12,16 +12,14 @@ from ..catalog import Catalog, GenerationRequest
 from ..evolink import InvalidRequestError
 from ..journal import Journal, JournalError
 from .common import REMOTE_WRITE, ToolSpec, deps_of, error_result
-from .costs import OverCapAnswer, SpendOverCap, over_cap_confirmer, over_cap_question
-from .generation import InlineImages, OutputDir, TaskOutput, render, reporter
+from .costs import OverCapAnswer, SpendOverCap, over_cap_question
+from .generation import ClientRequestId, InlineImages, MaxCredits, OutputDir, TaskOutput, generate
 
 UPSCALE = "upscale"
 REMOVE_BACKGROUND = "remove-background"
 IMAGE_REFERENCE = re.compile(r"^[a-z][a-z0-9+.-]*:|[/\\~]", re.IGNORECASE)  # a URL, data: URL or path; no task id
 
 WaitSeconds = Annotated[float | None, Field(ge=0, le=900, description="Seconds to wait.")]
-ClientRequestId = Annotated[str | None, Field(max_length=128, description="Same id, same task: never charged twice.")]
-MaxCredits = Annotated[float | None, Field(ge=0, description="Refuse above this many credits.")]
 
 
 def models_for(catalog: Catalog, mode: str) -> list[str]:
@@ -65,37 +63,6 @@ def edit_tools(catalog: Catalog) -> list[ToolSpec]:
     ) -> Elicit[SpendOverCap] | None:
         return await over_cap_question(ctx, model, _removal_request(image), max_credits)
 
-    async def run(
-        ctx: Context[Any],
-        over_cap: OverCapAnswer,
-        model: str,
-        request: GenerationRequest,
-        *,
-        wait_seconds: float | None,
-        client_request_id: str | None,
-        max_credits: float | None,
-        output_dir: str | None,
-        inline: InlineImages,
-    ) -> CallToolResult:
-        deps = deps_of(ctx)
-        if max_credits == 0:
-            return error_result(
-                InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."), charged="no"
-            )
-        outcome = await deps.service.generate(
-            model,
-            request,
-            allowed_dirs=deps.allowed_dirs,
-            request_key=client_request_id,
-            max_credits=max_credits,
-            wait_seconds=wait_seconds,
-            on_update=reporter(ctx),
-            confirm_over_cap=over_cap_confirmer(over_cap),
-            output_dir=output_dir,
-            inline=inline,
-        )
-        return render(deps, outcome)
-
     async def upscale_image(
         task_id: Annotated[
             str, Field(min_length=1, max_length=256, description="The Midjourney task whose image to upscale.")
@@ -128,7 +95,7 @@ def edit_tools(catalog: Catalog) -> list[ToolSpec]:
             await _check_source_task(deps.service.journal, task_id, chosen)
         except InvalidRequestError as exc:
             return error_result(exc, charged="no")
-        return await run(
+        return await generate(
             ctx,
             over_cap,
             chosen,
@@ -158,7 +125,7 @@ def edit_tools(catalog: Catalog) -> list[ToolSpec]:
             chosen = _chosen_model(deps.catalog, model, REMOVE_BACKGROUND, "remove backgrounds")
         except InvalidRequestError as exc:
             return error_result(exc, charged="no")
-        return await run(
+        return await generate(
             ctx,
             over_cap,
             chosen,

@@ -28,13 +28,16 @@ from .common import (
     result,
     saved_image_uri,
 )
-from .costs import OverCapAnswer, ask_over_cap, over_cap_confirmer
+from .costs import OverCapAnswer, ask_over_cap, generation_request, over_cap_confirmer
 
 log = logging.getLogger(__name__)
 
 # The arguments every tool that makes images shares.
 OutputDir = Annotated[str | None, Field(description="Save folder (made if missing).")]
 InlineImages = Inline  # preview, full (the file itself, if the result stays under 1 MiB) or none: its enum says it
+ClientRequestId = Annotated[str | None, Field(max_length=128, description="Same id, same task: never charged twice.")]
+# `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused by generate().
+MaxCredits = Annotated[float | None, Field(ge=0, description="Refuse above this many credits.")]
 
 
 class SavedImageOut(BaseModel):
@@ -203,6 +206,39 @@ def _running(outcome: TaskOutcome, out: TaskOutput, head: str) -> list[str]:
     return lines
 
 
+async def generate(
+    ctx: Context[Any],
+    over_cap: OverCapAnswer,
+    model: str,
+    request: GenerationRequest,
+    *,
+    wait_seconds: float | None,
+    client_request_id: str | None,
+    max_credits: float | None,
+    output_dir: str | None,
+    inline: InlineImages,
+) -> CallToolResult:
+    """A paid request through the generation use case, as the tool result: generate_image's, and the edit tools'."""
+    deps = deps_of(ctx)
+    if max_credits == 0:
+        return error_result(
+            InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."), charged="no"
+        )
+    outcome = await deps.service.generate(
+        model,
+        request,
+        allowed_dirs=deps.allowed_dirs,
+        request_key=client_request_id,
+        max_credits=max_credits,
+        wait_seconds=wait_seconds,
+        on_update=reporter(ctx),
+        confirm_over_cap=over_cap_confirmer(over_cap),
+        output_dir=output_dir,
+        inline=inline,
+    )
+    return render(deps, outcome)
+
+
 def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
     model_ids = catalog.ids
 
@@ -241,45 +277,24 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
             float | None,
             Field(ge=0, le=900, description=f"Seconds to wait (default {default_wait:g})."),
         ] = None,
-        client_request_id: Annotated[
-            str | None, Field(max_length=128, description="Same id, same task: never charged twice.")
-        ] = None,
-        # `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused below.
-        max_credits: Annotated[float | None, Field(ge=0, description="Refuse above this many credits.")] = None,
+        client_request_id: ClientRequestId = None,
+        max_credits: MaxCredits = None,
         output_dir: OutputDir = None,
         inline: InlineImages = "preview",
     ) -> Annotated[CallToolResult, TaskOutput]:
         """Create or edit images (costs credits). Waits, saves and previews them, or returns a task_id for
         check_task."""
-        deps = deps_of(ctx)
-        if max_credits == 0:
-            return error_result(
-                InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."), charged="no"
-            )
-        request = GenerationRequest(
-            prompt=prompt,
-            size=size,
-            quality=quality,
-            resolution=resolution,
-            n=n,
-            image_urls=list(image_urls or []),
-            mask_url=mask_url,
-            callback_url=callback_url,
-            extra=dict(extra or {}),
-        )
-        outcome = await deps.service.generate(
+        return await generate(
+            ctx,
+            over_cap,
             model,
-            request,
-            allowed_dirs=deps.allowed_dirs,
-            request_key=client_request_id,
-            max_credits=max_credits,
+            generation_request(prompt, size, quality, resolution, n, image_urls, mask_url, callback_url, extra),
             wait_seconds=wait_seconds,
-            on_update=reporter(ctx),
-            confirm_over_cap=over_cap_confirmer(over_cap),
+            client_request_id=client_request_id,
+            max_credits=max_credits,
             output_dir=output_dir,
             inline=inline,
         )
-        return render(deps, outcome)
 
     async def check_task(
         task_id: Annotated[str, Field(min_length=1, max_length=256)],
