@@ -171,6 +171,27 @@ def upstream_env(sandbox: SandboxProcess) -> dict[str, str]:
     }
 
 
+@contextmanager
+def http_server(home: Path, sandbox: SandboxProcess, token: str, **env: str) -> Iterator[tuple[str, int]]:
+    """`evolink-mcp serve --transport streamable-http` over `sandbox`, its state under `home` and its log next to
+    it (`home`.log), once ready: (its /mcp URL, its pid)."""
+    port = free_port()
+    log = home.with_name(f"{home.name}.log")
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            evolink_argv("serve", "--transport", "streamable-http", "--port", str(port), "--token", token),
+            env=child_env(home, **upstream_env(sandbox), **env),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/readyz", process, log)
+        yield f"http://127.0.0.1:{port}/mcp", process.pid
+    finally:
+        stop(process)
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS and VmHWM (peak resident set) of a process, in KiB, from /proc."""
     found: dict[str, int] = {}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -31,18 +30,13 @@ import anyio
 from common import (
     PROTOCOL,
     Row,
-    child_env,
     cpu_seconds,
-    evolink_argv,
-    free_port,
+    http_server,
     memory_kib,
     mib,
     ms,
     percentile,
     sandbox_process,
-    stop,
-    upstream_env,
-    wait_until_answering,
 )
 
 CALLS = 100
@@ -172,23 +166,31 @@ async def _generate(url: str, number: int) -> tuple[float, str, bool]:
     return elapsed, status, any(block["type"] == "image" for block in result["content"])
 
 
+async def at_once(urls: list[str]) -> tuple[float, list[tuple[float, str, bool]]]:
+    """CALLS calls at once, each to the next of `urls` in turn: (seconds from the first sent to the last answered,
+    every outcome)."""
+    outcomes: list[tuple[float, str, bool]] = []
+
+    async def one(number: int) -> None:
+        try:
+            outcomes.append(await _generate(urls[number % len(urls)], number))
+        except Exception as exc:
+            outcomes.append((CALL_TIMEOUT, f"{type(exc).__name__}: {exc}", False))
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for number in range(1, CALLS + 1):
+            group.start_soon(one, number)
+    return time.perf_counter() - started, outcomes
+
+
 async def _drive(url: str) -> tuple[float, list[tuple[float, str, bool]]]:
     """(one call alone on a warm server, then every outcome of CALLS calls at once)."""
     for _ in range(2):  # the first call also pays one-time costs (TLS context, Pillow import, the first render)
         alone, status, _ = await _generate(url, 0)
         if status != "completed":
             raise RuntimeError(f"a single generate_image ended {status}")
-    outcomes: list[tuple[float, str, bool]] = []
-
-    async def one(number: int) -> None:
-        try:
-            outcomes.append(await _generate(url, number))
-        except Exception as exc:
-            outcomes.append((CALL_TIMEOUT, f"{type(exc).__name__}: {exc}", False))
-
-    async with anyio.create_task_group() as group:
-        for number in range(1, CALLS + 1):
-            group.start_soon(one, number)
+    _, outcomes = await at_once([url])
     return alone, outcomes
 
 
@@ -210,26 +212,16 @@ class Scenario:
 
 
 def _scenario(home: Path, **env: str) -> Scenario:
-    with sandbox_process(home / "sandbox", TASK_SECONDS) as sandbox:
-        port = free_port()
-        log = home / "server.log"
-        with log.open("wb") as sink:
-            server = subprocess.Popen(
-                evolink_argv("serve", "--transport", "streamable-http", "--port", str(port), "--token", TOKEN),
-                env=child_env(home / "server", **upstream_env(sandbox), **env),
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until_answering(f"http://127.0.0.1:{port}/healthz", server, log)
-            idle_rss = memory_kib(server.pid)["VmRSS"] * 1024
-            pids = (server.pid, sandbox.process.pid)
-            before = (*map(cpu_seconds, pids), time.process_time())
-            alone, outcomes = anyio.run(_drive, f"http://127.0.0.1:{port}/mcp")
-            after = (*map(cpu_seconds, pids), time.process_time())
-            peak_rss = memory_kib(server.pid)["VmHWM"] * 1024
-        finally:
-            stop(server)
+    with (
+        sandbox_process(home / "sandbox", TASK_SECONDS) as sandbox,
+        http_server(home / "server", sandbox, TOKEN, **env) as (url, pid),
+    ):
+        idle_rss = memory_kib(pid)["VmRSS"] * 1024
+        pids = (pid, sandbox.process.pid)
+        before = (*map(cpu_seconds, pids), time.process_time())
+        alone, outcomes = anyio.run(_drive, url)
+        after = (*map(cpu_seconds, pids), time.process_time())
+        peak_rss = memory_kib(pid)["VmHWM"] * 1024
     cpu = tuple(b - a for a, b in zip(before, after, strict=True))
     return Scenario(alone, outcomes, idle_rss, peak_rss, cpu)  # type: ignore[arg-type]
 

@@ -14,12 +14,10 @@ background lease renewals and adoption scans included, divided by the generation
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,18 +27,13 @@ from common import (
     ROOT,
     Row,
     SandboxProcess,
-    child_env,
     cpu_seconds,
-    evolink_argv,
-    free_port,
+    http_server,
     ms,
     percentile,
     sandbox_process,
-    stop,
-    upstream_env,
-    wait_until_answering,
 )
-from concurrency import CALL_TIMEOUT, CALLS, TASK_SECONDS, TOKEN, _generate
+from concurrency import CALLS, TASK_SECONDS, TOKEN, _generate, at_once
 
 ROUNDS = 3
 P99_RATIO_TARGET = 1.2  # PostgreSQL journal's p99 over the SQLite journal's, above the task time
@@ -61,31 +54,13 @@ class Outcome:
 @contextmanager
 def _replicas(home: Path, sandbox: SandboxProcess, count: int, **env: str) -> Iterator[dict[str, int]]:
     """`count` replicas sharing one output folder: {their /mcp URL: their pid}."""
-    processes: list[subprocess.Popen[bytes]] = []
-    urls: dict[str, int] = {}
-    try:
-        for number in range(count):
-            port, log = free_port(), home / f"replica-{number}.log"
-            with log.open("wb") as sink:
-                processes.append(
-                    subprocess.Popen(
-                        evolink_argv("serve", "--transport", "streamable-http", "--port", str(port), "--token", TOKEN),
-                        env=child_env(
-                            home / f"replica-{number}",
-                            **upstream_env(sandbox),
-                            EVOLINK_OUTPUT_DIR=str(home / "shared-images"),
-                            **env,
-                        ),
-                        stdout=sink,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-            wait_until_answering(f"http://127.0.0.1:{port}/readyz", processes[-1], log)
-            urls[f"http://127.0.0.1:{port}/mcp"] = processes[-1].pid
-        yield urls
-    finally:
-        for process in processes:
-            stop(process)
+    shared = {"EVOLINK_OUTPUT_DIR": str(home / "shared-images"), **env}
+    with ExitStack() as stack:
+        servers = [
+            stack.enter_context(http_server(home / f"replica-{number}", sandbox, TOKEN, **shared))
+            for number in range(count)
+        ]
+        yield dict(servers)
 
 
 async def _spread(urls: list[str]) -> tuple[float, list[tuple[float, str, bool]]]:
@@ -94,19 +69,7 @@ async def _spread(urls: list[str]) -> tuple[float, list[tuple[float, str, bool]]
         _, status, _ = await _generate(url, 0)
         if status != "completed":
             raise RuntimeError(f"a single generate_image ended {status}")
-    outcomes: list[tuple[float, str, bool]] = []
-
-    async def one(number: int) -> None:
-        try:
-            outcomes.append(await _generate(urls[number % len(urls)], number))
-        except Exception as exc:
-            outcomes.append((CALL_TIMEOUT, f"{type(exc).__name__}: {exc}", False))
-
-    started = time.perf_counter()
-    async with anyio.create_task_group() as group:
-        for number in range(1, CALLS + 1):
-            group.start_soon(one, number)
-    return time.perf_counter() - started, outcomes
+    return await at_once(urls)
 
 
 def _committed(url: str) -> int:

@@ -15,7 +15,6 @@ for another), then PARALLEL_SESSIONS sessions at once, which exercises concurren
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,16 +25,11 @@ import anyio
 
 from common import (
     Row,
-    child_env,
     cpu_seconds,
-    evolink_argv,
-    free_port,
+    http_server,
     memory_kib,
     mib,
     sandbox_process,
-    stop,
-    upstream_env,
-    wait_until_answering,
 )
 from concurrency import PROMPT, TOKEN, HttpSession
 
@@ -115,26 +109,16 @@ async def _drive(url: str, pid: int, count: int, soak: Soak) -> None:
 
 def _soak(home: Path, sessions: int) -> Soak:
     soak = Soak()
-    with sandbox_process(home / "sandbox", TASK_SECONDS) as sandbox:
-        port = free_port()
-        log = home / "server.log"
-        with log.open("wb") as sink:
-            server = subprocess.Popen(
-                evolink_argv("serve", "--transport", "streamable-http", "--port", str(port), "--token", TOKEN),
-                env=child_env(home / "server", **upstream_env(sandbox)),
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            wait_until_answering(f"http://127.0.0.1:{port}/healthz", server, log)
-            pids = (server.pid, sandbox.process.pid)
-            before = (*map(cpu_seconds, pids), time.process_time())
-            started = time.monotonic()
-            anyio.run(_drive, f"http://127.0.0.1:{port}/mcp", server.pid, sessions, soak)
-            soak.seconds = time.monotonic() - started
-            after = (*map(cpu_seconds, pids), time.process_time())
-        finally:
-            stop(server)
+    with (
+        sandbox_process(home / "sandbox", TASK_SECONDS) as sandbox,
+        http_server(home / "server", sandbox, TOKEN) as (url, pid),
+    ):
+        pids = (pid, sandbox.process.pid)
+        before = (*map(cpu_seconds, pids), time.process_time())
+        started = time.monotonic()
+        anyio.run(_drive, url, pid, sessions, soak)
+        soak.seconds = time.monotonic() - started
+        after = (*map(cpu_seconds, pids), time.process_time())
     soak.cpu = tuple(b - a for a, b in zip(before, after, strict=True))
     return soak
 
