@@ -1,11 +1,15 @@
 """Shared fixtures: the anyio backend, one Evolink sandbox server per test session, the clock it and the
-in-process servers share, and (registered once, for every folder) the MCP session fixtures."""
+in-process servers share, a self-signed certificate, and (registered once, for every folder) the MCP session
+fixtures."""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +59,18 @@ def sandbox(sandbox_server: SandboxServer, clock: Clock) -> Iterator[SandboxServ
     sandbox_server.state.clock = clock.now
     yield sandbox_server
     sandbox_server.state.clock = time.monotonic
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """(certificate, key): self-signed, for 127.0.0.1; the test is skipped without the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        ["openssl", *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

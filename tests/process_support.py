@@ -1,4 +1,5 @@
-"""Running evolink-mcp as a user would: the console script, a clean environment, a free port, a clean stop."""
+"""Running evolink-mcp as a user would: the console script, a clean environment, a free port, waiting until it
+answers, a clean stop; and the first request of a client that speaks the wire without an SDK."""
 
 from __future__ import annotations
 
@@ -7,9 +8,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx2
+
+START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+INITIALIZE_PARAMS = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INITIALIZE_PARAMS}
+MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
 
 def evolink_argv(*args: str) -> list[str]:
@@ -46,3 +54,20 @@ def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path, *, healthy: bool = False) -> None:
+    """Poll `url` until anything answers (with `healthy`, a 2xx); fail with the process's log if it exits first
+    or nothing does within START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the process exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            if httpx2.get(url, timeout=2.0).is_success or not healthy:
+                return
+        except httpx2.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nothing answered at {url}:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from typescript_support import client_checks, describe, require_node_project, run_node, wait_until_healthy
+from typescript_support import client_checks, describe, require_node_project, run_node
 
 from evolink_mcp.catalog import load_catalog
 from evolink_mcp.sandbox import SandboxConfig, SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import tool_specs
-from process_support import child_env, clean_env, evolink_argv, free_port, stop
+from process_support import child_env, clean_env, evolink_argv, free_port, stop, wait_until_answering
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ def ts(request: pytest.FixtureRequest, upstream: SandboxServer, tmp_path_factory
         with log.open("wb") as log_file:
             process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
         try:
-            wait_until_healthy(f"http://127.0.0.1:{port}/healthz", process, log)
+            wait_until_answering(f"http://127.0.0.1:{port}/healthz", process, log, healthy=True)
             config |= {"url": f"http://127.0.0.1:{port}/mcp", "token": MCP_TOKEN}
             checks = client_checks(config, node_env)
         finally:

@@ -7,17 +7,14 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx2
 import pytest
 
 NODE_PROJECT = Path(__file__).resolve().parent / "typescript"
 REQUIRE_ENV = "EVOLINK_REQUIRE_CLIENT_MATRIX"
 NODE_TIMEOUT = 120.0
-START_TIMEOUT = 30.0
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -60,19 +57,3 @@ def client_checks(config: dict[str, Any], env: dict[str, str]) -> dict[str, Any]
         pytest.fail(f"the TypeScript client run crashed:\n{describe(result)}", pytrace=False)
     checks: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return checks
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll `url` until it answers 200; fail with the server's log if the server exits or never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            if httpx2.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing answered at {url}:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)

@@ -10,12 +10,11 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
@@ -29,12 +28,11 @@ from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
 from mcp_session import assert_valid_result
-from process_support import clean_env, evolink_argv, free_port
+from process_support import clean_env, evolink_argv, free_port, stop, wait_until_answering
 
 SECRET_KEY = "sk-test-faults-2c7e9a4f1b6d3e8a"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 CALL_TIMEOUT = 30.0
+RESUME_TIMEOUT = 30.0  # a restarted server finishing what its killed predecessor left
 # The client's policy, shrunk: same attempts and rules, milliseconds of backoff, Retry-After up to 2 s honoured.
 QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=2.0, deadline=10.0)
 
@@ -92,27 +90,10 @@ class SandboxProcess:
             )
 
     def wait_until_serving(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the sandbox exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                if httpx2.get(f"{self.base_url}/_sandbox/health", timeout=2.0).is_success:
-                    return
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the sandbox never answered:\n{self.log_text()}")
-            time.sleep(0.05)
+        wait_until_answering(f"{self.base_url}/_sandbox/health", self.process, self.log, healthy=True)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
+        stop(self.process)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -175,6 +156,24 @@ async def stdio_server(
     with errlog.open("w") as log, anyio.fail_after(seconds):
         async with Client(stdio_client(params, errlog=log)) as client:
             yield StdioServer(client, int(pidfile.read_text()), errlog)
+
+
+async def call_until_killed(server: StdioServer, arguments: dict[str, Any]) -> None:
+    """A generate_image whose server is about to die: whatever the client makes of that, the test goes on."""
+    with contextlib.suppress(Exception):  # the connection closing under the call is the point of the test
+        await server.client.call_tool("generate_image", arguments)
+
+
+T = TypeVar("T")
+
+
+async def wait_for(check: Callable[[], T], *, seconds: float) -> T:
+    """Poll `check()` (blocking, so run in a thread) until it returns something truthy; fail after `seconds`."""
+    with anyio.fail_after(seconds):
+        while True:
+            if found := await anyio.to_thread.run_sync(check):
+                return found
+            await anyio.sleep(0.05)
 
 
 # -- what the server left on disk ---------------------------------------------------------------------

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import anyio
 import pytest
-from fault_support import SandboxProcess, StdioServer, images_in, server_env, stdio_server
+from fault_support import (
+    RESUME_TIMEOUT,
+    SandboxProcess,
+    call_until_killed,
+    images_in,
+    server_env,
+    stdio_server,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-RESUME_TIMEOUT = 30.0
-T = TypeVar("T")
-
-
-async def wait_for(check: Callable[[], T], *, seconds: float) -> T:
-    """Poll `check()` (blocking, so run in a thread) until it returns something truthy; fail after `seconds`."""
-    with anyio.fail_after(seconds):
-        while True:
-            if found := await anyio.to_thread.run_sync(check):
-                return found
-            await anyio.sleep(0.05)
 
 
 def partial_files(directory: Path) -> list[Path]:
@@ -34,11 +27,6 @@ def partial_files(directory: Path) -> list[Path]:
 
 def hidden_entries(directory: Path) -> list[Path]:
     return sorted(p for p in directory.iterdir() if p.name.startswith("."))
-
-
-async def call_until_killed(server: StdioServer, arguments: dict[str, Any]) -> None:
-    with contextlib.suppress(Exception):  # the connection closing under the call is the point of the test
-        await server.client.call_tool("generate_image", arguments)
 
 
 async def test_a_server_killed_mid_download_leaves_nothing_lasting_in_the_output_folder(

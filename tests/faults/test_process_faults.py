@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import anyio
 import pytest
 from fault_support import (
+    RESUME_TIMEOUT,
     SandboxProcess,
-    StdioServer,
+    call_until_killed,
     images_in,
     is_png,
     journal_row,
     server_env,
     stdio_server,
     text_of,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-RESUME_TIMEOUT = 30.0
-T = TypeVar("T")
-
-
-async def wait_for(check: Callable[[], T], *, seconds: float, interval: float = 0.05) -> T:
-    """Poll `check()` (blocking, so run in a thread) until it returns something truthy; fail after `seconds`."""
-    with anyio.fail_after(seconds):
-        while True:
-            if found := await anyio.to_thread.run_sync(check):
-                return found
-            await anyio.sleep(interval)
-
-
-async def call_until_killed(server: StdioServer, arguments: dict[str, Any]) -> None:
-    """A tool call whose server is about to die: whatever the client makes of that, the test goes on."""
-    with contextlib.suppress(Exception):  # the connection closing under the call is the point of the test
-        await server.client.call_tool("generate_image", arguments)
 
 
 async def test_a_server_killed_mid_wait_resumes_on_restart_and_saves_the_image_without_submitting_twice(

@@ -34,20 +34,8 @@ from PIL import Image
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.catalog import load_catalog
 from evolink_mcp.sandbox import SandboxServer
+from mcp_session import TOOLS
 
-TOOLS = [
-    "generate_image",
-    "check_task",
-    "upload_file",
-    "list_models",
-    "list_files",
-    "delete_file",
-    "list_tasks",
-    "estimate_cost",
-    "check_balance",
-    "upscale_image",
-    "remove_background",
-]
 EXAMPLES_PER_TOOL = 40
 # Payloads that once broke a tool: always tried, whatever Hypothesis draws.
 FOUND_BEFORE: dict[str, list[dict[str, Any]]] = {

@@ -5,8 +5,6 @@ published; the task reports a failed save and keeps the URL."""
 from __future__ import annotations
 
 import io
-import shutil
-import subprocess
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -99,20 +97,6 @@ async def test_a_result_that_is_not_an_image_by_its_bytes_is_never_saved_whateve
     assert "not a JPEG, PNG, GIF or WebP image" in data["save_error"]
     assert saved_files(tmp_path) == []
     assert submitted["task_id"] == TASK_ID and url in str(listed)  # the journal keeps the URL
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
-    subprocess.run(
-        ["openssl", *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 async def test_a_redirect_from_https_to_http_is_refused(

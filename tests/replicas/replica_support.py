@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -18,9 +17,8 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from process_support import child_env, evolink_argv, free_port, stop
+from process_support import child_env, evolink_argv, free_port, stop, wait_until_answering
 
-START_TIMEOUT = 30.0
 EVENT_TIMEOUT = 30.0
 API_KEY = "sk-replicas-SECRET-5c1e9a7f3b2d"
 TOKEN = "replicas-token-8d2f6b1a9c4e"
@@ -88,19 +86,8 @@ class Deployment:
 
 
 def wait_until_ready(url: str, replica: Process) -> None:
-    """Poll `url` until it answers 200; fail with the process's log if it exits or never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if replica.process.poll() is not None:
-            raise RuntimeError(f"{replica.name} exited with {replica.process.returncode}:\n{replica.log_text()}")
-        try:
-            if httpx2.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{replica.name} never became ready at {url}:\n{replica.log_text()}")
-        time.sleep(0.05)
+    """Poll `url` until it answers 200; fail with the replica's log if it exits or never does."""
+    wait_until_answering(url, replica.process, replica.log, healthy=True)
 
 
 @contextmanager
@@ -110,18 +97,10 @@ def sandbox_process(root: Path, task_seconds: float) -> Iterator[tuple[str, Path
     argv = evolink_argv("sandbox", "--port", str(port), "--task-seconds", str(task_seconds))
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=child_env(root / "sandbox-home"), stdout=out, stderr=out)
-    sandbox = Process("sandbox", process, log, f"http://127.0.0.1:{port}")
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sandbox did not start:\n{sandbox.log_text()}")
-            try:
-                httpx2.get(f"{sandbox.base_url}/", timeout=2.0)
-                break
-            except httpx2.TransportError:
-                time.sleep(0.05)
-        yield sandbox.base_url, log
+        wait_until_answering(f"{base_url}/_sandbox/health", process, log, healthy=True)
+        yield base_url, log
     finally:
         stop(process)
 

@@ -16,17 +16,9 @@ import pytest
 from replica_support import TOKEN, Deployment, Process, session, wait_for, wait_until_ready
 
 from postgres_server import Unavailable, local_server
-from process_support import child_env, evolink_argv, free_port, stop
+from process_support import INITIALIZE, MCP_HEADERS, child_env, evolink_argv, free_port, stop
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 def stop_postgres(url: str) -> None:

@@ -12,6 +12,8 @@ import pytest
 from mcp_types import CallToolResult, TextContent
 from replica_support import Deployment, session, wait_for
 
+from process_support import INITIALIZE, MCP_HEADERS
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
@@ -129,20 +131,7 @@ async def test_without_stateless_mode_another_replica_does_not_know_the_session(
 
     async with httpx2.AsyncClient(headers={"Authorization": "Bearer replicas-token-8d2f6b1a9c4e"}) as http:
         answers = {
-            replica.name: await http.post(
-                f"{replica.base_url}/mcp",
-                headers={"Accept": "application/json, text/event-stream", "Content-Type": "application/json"},
-                json={
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "initialize",
-                    "params": {
-                        "protocolVersion": "2025-11-25",
-                        "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "0"},
-                    },
-                },
-            )
+            replica.name: await http.post(f"{replica.base_url}/mcp", headers=MCP_HEADERS, json=INITIALIZE)
             for replica in (a, b)
         }
 

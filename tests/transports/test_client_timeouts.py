@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcp import MCPError
 from mcp_types import REQUEST_TIMEOUT
-from transport_support import SECRET_KEY, ProgressLog, assert_image_saved, child_env, stdio_session, text_of
+from transport_support import ProgressLog, assert_image_saved, child_env, stdio_session, text_of, upstream_env
 
 from evolink_mcp.sandbox import SandboxServer
 
@@ -22,13 +22,7 @@ TASK = " [sandbox:duration=30]"
 async def test_a_client_that_gives_up_after_5_s_and_retries_pays_once_and_gets_the_same_task(
     tmp_path: Path, sandbox: SandboxServer, progress: ProgressLog
 ) -> None:
-    env = child_env(
-        tmp_path / "home",
-        EVOLINK_API_KEY=SECRET_KEY,
-        EVOLINK_BASE_URL=sandbox.base_url,
-        EVOLINK_FILES_BASE_URL=sandbox.base_url,
-        EVOLINK_OUTPUT_DIR=str(tmp_path / "out"),
-    )
+    env = child_env(tmp_path / "home", **upstream_env(sandbox.base_url), EVOLINK_OUTPUT_DIR=str(tmp_path / "out"))
     arguments = {"prompt": "a slow sunrise over the sea" + TASK, "size": "16:9"}
 
     async with stdio_session(env, tmp_path / "stderr.log", seconds=60.0) as client:

@@ -4,7 +4,6 @@ name it (HTTP, and so Docker)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -22,12 +21,10 @@ from transport_support import (
     MCP_TOKEN,
     SECRET_KEY,
     child_env,
-    evolink_argv,
-    free_port,
+    serving,
     stdio_session,
-    stop,
     text_of,
-    wait_until_answering,
+    upstream_env,
 )
 
 from evolink_mcp.app import build_deps, build_server
@@ -47,25 +44,13 @@ def http_server(sandbox_server: SandboxServer, tmp_path_factory: pytest.TempPath
     folder that is not its output folder. Yields its URL."""
     root = tmp_path_factory.mktemp("edit-http")
     (root / "allowed").mkdir()
-    port, log = free_port(), root / "server.log"
-    env = child_env(
-        root / "home",
-        EVOLINK_API_KEY=SECRET_KEY,
-        EVOLINK_BASE_URL=sandbox_server.base_url,
-        EVOLINK_FILES_BASE_URL=sandbox_server.base_url,
-        EVOLINK_OUTPUT_DIR=str(root / "out"),
+    with serving(
+        root,
+        **upstream_env(sandbox_server.base_url),
         EVOLINK_ALLOWED_DIRS=str(root / "allowed"),
         EVOLINK_MCP_TOKEN=MCP_TOKEN,
-    )
-    argv = evolink_argv("serve", "--transport", "streamable-http", "--port", str(port))
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_answering(f"{url}/healthz", process, log)
-        yield url
-    finally:
-        stop(process)
+    ) as server:
+        yield server.base_url
 
 
 def opener(transport: str, tmp_path: Path, sandbox: SandboxServer, url: str) -> Opener:
@@ -87,13 +72,7 @@ def opener(transport: str, tmp_path: Path, sandbox: SandboxServer, url: str) -> 
 
     @asynccontextmanager
     async def stdio() -> AsyncIterator[Client]:
-        env = child_env(
-            tmp_path / "home",
-            EVOLINK_API_KEY=SECRET_KEY,
-            EVOLINK_BASE_URL=sandbox.base_url,
-            EVOLINK_FILES_BASE_URL=sandbox.base_url,
-            EVOLINK_OUTPUT_DIR=str(tmp_path / "out"),
-        )
+        env = child_env(tmp_path / "home", **upstream_env(sandbox.base_url), EVOLINK_OUTPUT_DIR=str(tmp_path / "out"))
         async with stdio_session(env, tmp_path / "stderr.log") as client:
             yield client
 

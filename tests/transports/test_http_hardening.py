@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import resource
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,17 +13,12 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from transport_support import MCP_TOKEN, HttpServer, child_env, evolink_argv, free_port, stop, wait_until_answering
+from transport_support import MCP_TOKEN, HttpServer, serving
 
-MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-INITIALIZE = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
-).encode()
+import process_support
+from process_support import MCP_HEADERS
+
+INITIALIZE = json.dumps(process_support.INITIALIZE).encode()
 pytestmark = pytest.mark.slow  # a server process per test: .ci/run's slow stage
 
 READ_SECONDS = "1"
@@ -35,32 +29,16 @@ BOUND = 20.0  # seconds any cut-off or recovery below may take, many times what 
 def http_server(
     root: Path, *, host: str = "127.0.0.1", token: str | None = MCP_TOKEN, max_files: int | None = None, **env: str
 ) -> Iterator[HttpServer]:
-    port = free_port()
-    log = root / "server.log"
     settings = {"EVOLINK_MCP_READ_SECONDS": READ_SECONDS, **env}
     if token:
         settings["EVOLINK_MCP_TOKEN"] = token
-    argv = evolink_argv("serve", "--transport", "streamable-http", "--host", host, "--port", str(port), "--sandbox")
 
     def limit_files() -> None:
         if max_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv,
-            env=child_env(root / "home", EVOLINK_OUTPUT_DIR=str(root / "out"), **settings),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=limit_files,
-        )
-    try:
-        base_url = f"http://{host}:{port}"
-        wait_until_answering(f"{base_url}/healthz", process, log)
-        yield HttpServer(base_url, port, token or "", root / "out", root / "allowed", log)
-    finally:
-        stop(process)
+    with serving(root, "--sandbox", host=host, preexec_fn=limit_files, **settings) as server:
+        yield server
 
 
 def connect(server: HttpServer, first_bytes: bytes) -> socket.socket:

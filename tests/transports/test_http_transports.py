@@ -27,19 +27,10 @@ from transport_support import (
     write_png,
 )
 
-MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-INITIALIZE = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "0"},
-        },
-    }
-)
+import process_support
+from process_support import MCP_HEADERS
+
+INITIALIZE = json.dumps(process_support.INITIALIZE)
 
 
 @asynccontextmanager

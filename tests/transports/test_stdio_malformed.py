@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_stdio_pipes import EXIT_TIMEOUT, INITIALIZE, debug_env, raw_stdio
-from transport_support import evolink_argv, jsonrpc_line, stop
+from test_stdio_pipes import EXIT_TIMEOUT, HANDSHAKE, debug_env, raw_stdio, sandbox_on_pipes
+from transport_support import evolink_argv, jsonrpc_line
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a server process per test: .ci/run's slow stage
 
@@ -69,18 +69,9 @@ async def test_a_malformed_line_gets_an_error_reply(
 
 
 def test_a_client_that_closes_its_pipe_mid_answer_lets_the_server_exit_cleanly(tmp_path: Path) -> None:
-    errlog = tmp_path / "stderr.log"
-    with errlog.open("wb") as stderr:
-        process = subprocess.Popen(
-            evolink_argv("--sandbox"),
-            env=debug_env(tmp_path),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-    try:
+    with sandbox_on_pipes(tmp_path, subprocess.PIPE) as process:
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(jsonrpc_line(1, "initialize", INITIALIZE) + jsonrpc_line(None, "notifications/initialized"))
+        process.stdin.write(HANDSHAKE)
         # Far more answer than a pipe holds: once the first is read, the server is still writing the others.
         process.stdin.write(b"".join(jsonrpc_line(i, "tools/list") for i in range(2, 60)))
         process.stdin.flush()
@@ -89,9 +80,7 @@ def test_a_client_that_closes_its_pipe_mid_answer_lets_the_server_exit_cleanly(t
         process.stdout.close()
         process.stdin.close()
         exit_code = process.wait(EXIT_TIMEOUT)
-    finally:
-        stop(process)
 
-    stderr_text = errlog.read_text()
+    stderr_text = (tmp_path / "stderr.log").read_text()
     assert "Traceback" not in stderr_text, stderr_text[-3000:]
     assert exit_code == 0

@@ -10,10 +10,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import pytest
@@ -32,11 +32,15 @@ from transport_support import (
     text_of,
 )
 
+from process_support import INITIALIZE_PARAMS
+
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # a server process per test: .ci/run's slow stage
 
 EXIT_TIMEOUT = 10.0
 STRAY_SERVER = Path(__file__).with_name("stray_output_server.py")
-INITIALIZE = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+
+
+HANDSHAKE = jsonrpc_line(1, "initialize", INITIALIZE_PARAMS) + jsonrpc_line(None, "notifications/initialized")
 
 
 def debug_env(tmp_path: Path) -> dict[str, str]:
@@ -46,6 +50,20 @@ def debug_env(tmp_path: Path) -> dict[str, str]:
         EVOLINK_SANDBOX_TASK_SECONDS=TASK_SECONDS,
         EVOLINK_LOG_LEVEL="DEBUG",
     )
+
+
+@contextmanager
+def sandbox_on_pipes(tmp_path: Path, stdout: IO[bytes] | int) -> Iterator[subprocess.Popen[bytes]]:
+    """`evolink-mcp --sandbox` with stdin a pipe, stdout to `stdout` and stderr to `tmp_path/stderr.log`, stopped
+    at the end: a client's wire, written and read by hand."""
+    with (tmp_path / "stderr.log").open("wb") as stderr:
+        process = subprocess.Popen(
+            evolink_argv("--sandbox"), env=debug_env(tmp_path), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr
+        )
+    try:
+        yield process
+    finally:
+        stop(process)
 
 
 class RawStdio:
@@ -62,7 +80,7 @@ class RawStdio:
         await self.process.stdin.send(jsonrpc_line(request_id, method, params))
 
     async def initialize(self) -> None:
-        await self.send(1, "initialize", INITIALIZE)
+        await self.send(1, "initialize", INITIALIZE_PARAMS)
         await self.response(1)
         await self.send(None, "notifications/initialized")
 
@@ -189,24 +207,14 @@ def read_lines_when_there(path: Path, count: int, process: subprocess.Popen[byte
 
 
 def test_stdout_that_is_a_file_is_served(tmp_path: Path) -> None:
-    responses, errlog = tmp_path / "responses.jsonl", tmp_path / "stderr.log"
-    with responses.open("wb") as stdout, errlog.open("wb") as stderr:
-        process = subprocess.Popen(
-            evolink_argv("--sandbox"), env=debug_env(tmp_path), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr
-        )
-    try:
+    responses = tmp_path / "responses.jsonl"
+    with responses.open("wb") as stdout, sandbox_on_pipes(tmp_path, stdout) as process:
         assert process.stdin is not None
-        process.stdin.write(
-            jsonrpc_line(1, "initialize", INITIALIZE)
-            + jsonrpc_line(None, "notifications/initialized")
-            + jsonrpc_line(2, "tools/list")
-        )
+        process.stdin.write(HANDSHAKE + jsonrpc_line(2, "tools/list"))
         process.stdin.flush()
         answers = [json.loads(line) for line in read_lines_when_there(responses, 2, process)]
         process.stdin.close()
         exit_code = process.wait(EXIT_TIMEOUT)
-    finally:
-        stop(process)
 
     assert [a["id"] for a in answers] == [1, 2]
     assert {tool["name"] for tool in answers[1]["result"]["tools"]} == TOOLS

@@ -27,6 +27,7 @@ from transport_support import (
 )
 
 from evolink_mcp.sandbox import SandboxServer
+from process_support import INITIALIZE_PARAMS
 
 pytestmark = pytest.mark.anyio
 
@@ -104,18 +105,13 @@ async def test_stdout_carries_only_json_rpc_messages_from_start_to_exit_even_at_
         EVOLINK_SANDBOX_TASK_SECONDS=TASK_SECONDS,
         EVOLINK_LOG_LEVEL="DEBUG",
     )
-    initialize = {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    }
     generate = {"name": "generate_image", "arguments": {"prompt": "a fox"}, "_meta": {"progressToken": "p1"}}
     with (tmp_path / "stderr.log").open("wb") as errlog, anyio.fail_after(CALL_TIMEOUT):
         process = await anyio.open_process(evolink_argv("--sandbox"), env=env, stderr=errlog)
         try:
             assert process.stdin is not None and process.stdout is not None
             stdout = Lines(process.stdout)
-            await process.stdin.send(jsonrpc_line(1, "initialize", initialize))
+            await process.stdin.send(jsonrpc_line(1, "initialize", INITIALIZE_PARAMS))
             await stdout.until_response(1)
             await process.stdin.send(jsonrpc_line(None, "notifications/initialized"))
             await process.stdin.send(jsonrpc_line(2, "tools/call", generate))

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+import transport_support
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -33,6 +34,8 @@ from transport_support import (
     wait_until_answering,
     write_png,
 )
+
+from process_support import INITIALIZE, MCP_HEADERS
 
 pytestmark = pytest.mark.anyio
 
@@ -51,31 +54,20 @@ def tenant_folder(output_dir: Path, key: str) -> Path:
 def serving(root: Path, *args: str, log_name: str = "server.log", **env: str) -> Iterator[HttpServer]:
     """`evolink-mcp serve *args` with per-user keys (a bearer token, the tenant secret, DEBUG logs), its folders in
     `root`; no key in its log when it has stopped."""
-    port = free_port()
-    output_dir, allowed_dir, log = root / "out", root / "allowed", root / log_name
-    allowed_dir.mkdir(exist_ok=True)
-    environment = child_env(
-        root / "home",
-        EVOLINK_OUTPUT_DIR=str(output_dir),
+    (root / "allowed").mkdir(exist_ok=True)
+    with transport_support.serving(
+        root,
+        *args,
+        log_name=log_name,
         EVOLINK_MCP_TOKEN=MCP_TOKEN,
-        EVOLINK_ALLOWED_DIRS=str(allowed_dir),
+        EVOLINK_ALLOWED_DIRS=str(root / "allowed"),
         EVOLINK_TENANT_KEYS="header",
         EVOLINK_TENANT_SECRET=TENANT_SECRET,
         EVOLINK_LOG_LEVEL="DEBUG",
         **env,
-    )
-    argv = evolink_argv("serve", "--transport", "streamable-http", "--port", str(port), *args)
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv, env=environment, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_answering(f"{base_url}/healthz", process, log)
-        yield HttpServer(base_url, port, MCP_TOKEN, output_dir, allowed_dir, log)
-    finally:
-        stop(process)
-    log_text = log.read_text(errors="replace")
+    ) as server:
+        yield server
+    log_text = server.log_text()
     assert ALICE_KEY not in log_text and BOB_KEY not in log_text
 
 
@@ -226,16 +218,9 @@ async def test_another_key_cannot_post_into_an_sse_session(tenant_server: HttpSe
 
 
 async def test_another_key_cannot_use_a_streamable_http_session(tenant_server: HttpServer) -> None:
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
-    }
-    accept = {"Accept": "application/json, text/event-stream"}
     async with httpx2.AsyncClient(base_url=tenant_server.base_url, timeout=10) as http:
-        opened = await http.post("/mcp", json=initialize, headers={**accept, **headers(tenant_server, ALICE_KEY)})
-        session = {"mcp-session-id": opened.headers["mcp-session-id"], **accept}
+        opened = await http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers(tenant_server, ALICE_KEY)})
+        session = {"mcp-session-id": opened.headers["mcp-session-id"], **MCP_HEADERS}
         ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
         hijack = await http.post("/mcp", json=ping, headers={**session, **headers(tenant_server, BOB_KEY)})
 

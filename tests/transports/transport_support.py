@@ -4,40 +4,32 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult, TextContent
 from PIL import Image
 
-from process_support import child_env, evolink_argv, free_port, stop  # noqa: F401  (re-exported for the tests here)
+from mcp_session import TOOLS as PUBLISHED_TOOLS
+from process_support import (  # also for the tests here
+    child_env,
+    evolink_argv,
+    free_port,
+    stop,
+    wait_until_answering,
+)
 
-START_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
 TASK_SECONDS = "0.05"
 SECRET_KEY = "sk-test-SECRET-7f3c9a1e5b2d4c6e8a0f"
 MCP_TOKEN = "mcp-token-3b8e1d9f4a6c2e7b"
-TOOLS = {
-    "generate_image",
-    "check_task",
-    "estimate_cost",
-    "check_balance",
-    "upload_file",
-    "list_models",
-    "list_files",
-    "delete_file",
-    "list_tasks",
-    "upscale_image",
-    "remove_background",
-}
+TOOLS = set(PUBLISHED_TOOLS)
 
 
 @asynccontextmanager
@@ -70,21 +62,6 @@ def write_png(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
     return path
 
 
-def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Poll `url` until anything answers; fail with the server's log if it exits or never does."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            httpx2.get(url, timeout=2.0)
-            return
-        except httpx2.TransportError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing answered at {url}:\n{log.read_text(errors='replace')}") from None
-            time.sleep(0.05)
-
-
 @dataclass
 class HttpServer:
     base_url: str
@@ -100,6 +77,39 @@ class HttpServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def upstream_env(sandbox_url: str) -> dict[str, str]:
+    """The settings that point a server at the sandbox at `sandbox_url`, with the test key."""
+    return {"EVOLINK_API_KEY": SECRET_KEY, "EVOLINK_BASE_URL": sandbox_url, "EVOLINK_FILES_BASE_URL": sandbox_url}
+
+
+@contextmanager
+def serving(
+    root: Path,
+    *args: str,
+    host: str = "127.0.0.1",
+    log_name: str = "server.log",
+    preexec_fn: Callable[[], None] | None = None,
+    **evolink: str,
+) -> Iterator[HttpServer]:
+    """`evolink-mcp serve --transport streamable-http *args` on a free port, with `evolink` settings and its home,
+    output folder (`out`) and log in `root`, once it answers; stopped at the end."""
+    port = free_port()
+    log = root / log_name
+    env = child_env(root / "home", EVOLINK_OUTPUT_DIR=str(root / "out"), **evolink)
+    argv = evolink_argv("serve", "--transport", "streamable-http", "--host", host, "--port", str(port), *args)
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=preexec_fn
+        )
+    try:
+        base_url = f"http://{host}:{port}"
+        wait_until_answering(f"{base_url}/healthz", process, log)
+        token = evolink.get("EVOLINK_MCP_TOKEN", "")
+        yield HttpServer(base_url, port, token, root / "out", root / "allowed", log)
+    finally:
+        stop(process)
 
 
 def text_of(result: CallToolResult) -> str:
