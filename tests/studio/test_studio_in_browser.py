@@ -119,6 +119,7 @@ def test_clicking_variations_sends_the_same_prompt_and_model_through_the_host(se
     variation = session.app_calls("generate_image")[0]
 
     assert variation["prompt"] == LIGHTHOUSE and variation["model"] == "gpt-image-2" and variation["size"] == "1:1"
+    assert variation["client_request_id"].startswith("studio-")  # a click is a new task, never the deduped earlier one
     sent = [g for g in session.generations() if g["prompt"] == LIGHTHOUSE and g["model"] == "gpt-image-2"]
     assert len(sent) >= 2  # the model's own, then the variation (and the comparison's)
 

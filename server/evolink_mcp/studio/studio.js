@@ -395,6 +395,11 @@
     return current;
   }
 
+  function requestId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(12));
+    return `studio-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  }
+
   async function run(label, args, group) {
     const job = { label, args, group, started: performance.now(), task: null, error: null, elapsed: null };
     state.runs.unshift(job);
@@ -405,7 +410,9 @@
       if (state.current === task.task_id && !$("detail").hidden) renderDetail();
     };
     try {
-      const data = await callTool("generate_image", { ...args, wait_seconds: 20 });
+      // A click is a new image on purpose: its own request id, so the server's guard against an agent's
+      // accidental repeat (the same request within EVOLINK_DEDUPE_SECONDS) does not hand back the earlier task.
+      const data = await callTool("generate_image", { ...args, client_request_id: requestId(), wait_seconds: 20 });
       update(remember(fromResult(data, args)));
       await follow(job.task, args, update);
     } catch (error) {
