@@ -146,6 +146,8 @@ def test_each_error_arrives_as_a_readable_error_result_not_a_thrown_error(ts: Cl
     assert seen["structuredContent"]["error"]["category"] == ERROR_CASES[check], seen["structuredContent"]
     if check == "error_invalid_size":
         assert "Charged: no" in text, text
+    if check == "error_failed_task":
+        assert "Charged: unknown" in text, text
 
 
 def test_a_saved_images_resource_link_reads_back_as_its_png_bytes(ts: ClientRun) -> None:

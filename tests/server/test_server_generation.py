@@ -304,6 +304,7 @@ async def test_a_failed_task_is_an_error_result_with_its_task_code_retryability_
     text = mcp.text(result)
     assert data["task_id"] in text and code in text and error["next_step"] in text
     assert f"Retryable: {'yes' if retryable else 'no'}" in text
+    assert error["charged"] == "unknown" and "Charged: unknown" in text  # created and reserved; refunds undocumented
     assert sandbox.state.requests("results") == []
 
 

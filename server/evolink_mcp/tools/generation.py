@@ -184,13 +184,21 @@ def _failed(record: TaskRecord, out: TaskOutput, head: str) -> list[str]:
     code = record.error_code or None
     advice = task_failure_advice(code)
     message = record.error_message or "no reason given"
+    # The task was created and its credits reserved; the API documents no refund rule for a failed one.
     out.error = ErrorOut(
-        category="task_failed", code=code, message=message, retryable=advice.retryable, next_step=advice.next_step
+        category="task_failed",
+        code=code,
+        message=message,
+        retryable=advice.retryable,
+        next_step=advice.next_step,
+        charged="unknown",
     )
     out.next_step = advice.next_step
     return [
         f"Error (task_failed): {head} failed: {code or 'unknown_error'}: {message.rstrip('.')}.",
         f"Retryable: {'yes' if advice.retryable else 'no'}. Next step: {advice.next_step}",
+        "Charged: unknown — the task was created; whether a failed task is billed is not documented "
+        "(the billing page, https://evolink.ai/dashboard/billing, shows it).",
     ]
 
 
