@@ -3,7 +3,9 @@ then the same 100 spread over two replicas sharing one PostgreSQL journal and on
 
 Each scenario is `evolink-mcp serve --transport streamable-http` processes on 127.0.0.1, one sandbox process
 (tasks take 4 s) and concurrency.py's minimal HTTP driver: 100 sessions, each one generate_image that waits for
-its image (submit, poll, download, save, preview). Latency is counted above the sandbox's task time.
+its image (submit, poll, download, save, preview). Latency is counted above the sandbox's task time. Every
+scenario serves streamable HTTP without sessions (EVOLINK_MCP_STATELESS=1), as replicas must and as a PostgreSQL
+journal turns on by default, so the journal is the only difference between the SQLite and PostgreSQL figures.
 
 The PostgreSQL server is a throwaway one (tests/postgres_server.py: Debian's binaries, a temporary data folder,
 fsync and synchronous_commit off) on the same machine: its commits cost less than a durable server's, and its
@@ -54,7 +56,7 @@ class Outcome:
 @contextmanager
 def _replicas(home: Path, sandbox: SandboxProcess, count: int, **env: str) -> Iterator[dict[str, int]]:
     """`count` replicas sharing one output folder: {their /mcp URL: their pid}."""
-    shared = {"EVOLINK_OUTPUT_DIR": str(home / "shared-images"), **env}
+    shared = {"EVOLINK_OUTPUT_DIR": str(home / "shared-images"), "EVOLINK_MCP_STATELESS": "1", **env}
     with ExitStack() as stack:
         servers = [
             stack.enter_context(http_server(home / f"replica-{number}", sandbox, TOKEN, **shared))

@@ -1,6 +1,9 @@
 """The journal in PostgreSQL (EVOLINK_JOURNAL_URL): one journal for several replicas of the server.
 
-psycopg 3 and its async pool (the `postgres` extra), imported only when the URL is set. Plain SQL migrations in
+psycopg 3 and its connection pool (the `postgres` extra), imported only when the URL is set. Statements run
+on worker threads through the driver's synchronous API, as the SQLite journal's do: with a hundred calls in
+flight, one thread hand-off per statement kept the event loop freer than the async driver's several awaits per
+round trip (bench/replicas.py; figures in bench/RESULTS.md). Plain SQL migrations in
 migrations/postgres/ are applied in order at start-up, in one transaction under an advisory lock, so replicas
 starting together migrate once; `journal_migrations` records which ran.
 
@@ -12,14 +15,12 @@ takes or adopts its tasks (`UPDATE ... WHERE` the lease is free or expired, `FOR
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,14 +29,14 @@ import anyio
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .base import LOCK_WAIT_SECONDS, Journal, JournalError
 from .records import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, TaskRecord, tenant_of
 from .url import parse_journal_url
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from psycopg import Connection
 
 log = logging.getLogger(__package__)
 
@@ -97,11 +98,9 @@ class PostgresJournal(Journal):
         self.timeout = timeout
         self.lease_seconds = lease_seconds
         self.owner = uuid.uuid4().hex  # this process, in the leases it holds
-        self._pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] | None = None
-        self._opening = anyio.Lock()
-        self._sync_lock = threading.Lock()
-        self._sync: psycopg.Connection[dict[str, Any]] | None = None
-        self._closing: asyncio.Task[None] | None = None
+        self._pool: ConnectionPool[Connection[dict[str, Any]]] | None = None
+        self._opening = threading.Lock()
+        self._threads = anyio.CapacityLimiter(POOL_SIZE)  # a thread waiting for a connection would hold one idle
 
     @property
     def location(self) -> str:
@@ -116,10 +115,10 @@ class PostgresJournal(Journal):
         )
 
     async def open(self) -> None:
-        await self._connected()
+        await anyio.to_thread.run_sync(self._connected)
 
-    async def _connected(self) -> AsyncConnectionPool[AsyncConnection[dict[str, Any]]]:
-        async with self._opening:
+    def _connected(self) -> ConnectionPool[Connection[dict[str, Any]]]:
+        with self._opening:
             if self._pool is not None:
                 return self._pool
             options: dict[str, Any] = {
@@ -130,11 +129,11 @@ class PostgresJournal(Journal):
             try:
                 # One connection of its own first: a server that cannot be reached says why (the pool's
                 # error would only be that it timed out), and the migrations run before anything else.
-                async with await psycopg.AsyncConnection.connect(self.url.conninfo, **options) as db:
-                    await self._migrate(db)
+                with psycopg.Connection.connect(self.url.conninfo, **options) as db:
+                    self._migrate(db)
             except psycopg.Error as exc:
                 raise self._failure(exc) from exc
-            pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
+            pool: ConnectionPool[Connection[dict[str, Any]]] = ConnectionPool(
                 self.url.conninfo,
                 min_size=1,
                 max_size=POOL_SIZE,
@@ -143,39 +142,40 @@ class PostgresJournal(Journal):
                 name="evolink-journal",
                 kwargs=options,
             )
-            await pool.open(wait=False)
+            pool.open(wait=False)
             self._pool = pool
             return pool
 
-    async def _migrate(self, db: AsyncConnection[dict[str, Any]]) -> None:
-        async with db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
-            await db.execute(
+    def _migrate(self, db: Connection[dict[str, Any]]) -> None:
+        with db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
+            db.execute(
                 "CREATE TABLE IF NOT EXISTS journal_migrations (version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {
-                row["version"] for row in await (await db.execute("SELECT version FROM journal_migrations")).fetchall()
-            }
+            done = {row["version"] for row in db.execute("SELECT version FROM journal_migrations").fetchall()}
             for version, name, sql in migrations():
                 if version not in done:
-                    await db.execute(sql.encode())  # bytes: the file's statements as they are, no parameters
-                    await db.execute("INSERT INTO journal_migrations (version, name) VALUES (%s, %s)", (version, name))
+                    db.execute(sql.encode())  # bytes: the file's statements as they are, no parameters
+                    db.execute("INSERT INTO journal_migrations (version, name) VALUES (%s, %s)", (version, name))
                     log.info("journal %s: applied migration %s", self.url.shown, name)
 
-    @asynccontextmanager
-    async def _db(self) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
-        pool = await self._connected()
+    @contextmanager
+    def _db(self) -> Iterator[Connection[dict[str, Any]]]:
+        pool = self._connected()
         try:
-            async with pool.connection() as db:
+            with pool.connection() as db:
                 yield db
         except (psycopg.Error, PoolTimeout) as exc:
             raise self._failure(exc) from exc
 
+    def _rows_now(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        with self._db() as db:
+            cursor = db.execute(sql, {"me": self.owner, "lease": self.lease_seconds, **params})
+            return cursor.fetchall() if cursor.description else []
+
     async def _rows(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self._db() as db:
-            cursor = await db.execute(sql, {"me": self.owner, "lease": self.lease_seconds, **params})
-            return await cursor.fetchall() if cursor.description else []
+        return await anyio.to_thread.run_sync(self._rows_now, sql, params, limiter=self._threads)
 
     async def _row(self, sql: str, params: dict[str, Any]) -> TaskRecord | None:
         rows = await self._rows(sql, params)
@@ -191,20 +191,12 @@ class PostgresJournal(Journal):
                 )
             except JournalError as exc:
                 log.warning("could not hand back this process's leases (they expire by themselves): %s", exc)
-            pool, self._pool = self._pool, None
-            await pool.close()
-        self.close()
+        await anyio.to_thread.run_sync(self.close)
 
     def close(self) -> None:
-        with self._sync_lock:
-            if self._sync is not None:
-                self._sync.close()
-                self._sync = None
         pool, self._pool = self._pool, None
         if pool is not None:
-            # The pool belongs to its event loop: closed there if it still runs, else it goes with the process.
-            with contextlib.suppress(RuntimeError):
-                self._closing = asyncio.get_running_loop().create_task(pool.close())
+            pool.close()
 
     async def ping(self) -> None:
         await self._rows("SELECT 1 AS one", {})
@@ -311,26 +303,12 @@ class PostgresJournal(Journal):
         )
 
     def by_task_id_now(self, task_id: str, *, tenant: str | None = None) -> TaskRecord | None:
-        """On a connection of its own (the pool's belong to the event loop): one indexed read, a fraction of a
-        millisecond on a nearby server."""
-        with self._sync_lock:
-            try:
-                if self._sync is None or self._sync.closed:
-                    self._sync = psycopg.connect(
-                        self.url.conninfo,
-                        autocommit=True,
-                        row_factory=dict_row,
-                        connect_timeout=max(2, round(self.timeout)),
-                    )
-                row = self._sync.execute(
-                    "SELECT * FROM submissions WHERE tenant = %s AND task_id = %s", (tenant_of(tenant), task_id)
-                ).fetchone()
-            except psycopg.Error as exc:
-                if self._sync is not None:
-                    self._sync.close()
-                    self._sync = None
-                raise self._failure(exc) from exc
-        return _record(row) if row else None
+        """One indexed read on the calling thread: a fraction of a millisecond on a nearby server."""
+        rows = self._rows_now(
+            "SELECT * FROM submissions WHERE tenant = %(tenant)s AND task_id = %(task_id)s",
+            {"tenant": tenant_of(tenant), "task_id": task_id},
+        )
+        return _record(rows[0]) if rows else None
 
     async def same_request_since(
         self, fingerprint: str, since: float, *, tenant: str | None = None
