@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -344,6 +345,27 @@ async def test_an_owner_lock_file_left_by_a_killed_process_is_cleared(tmp_path: 
 
     assert held == sorted([f"{journal.owner}.lock", fresh.name])
     assert list(owners.iterdir()) == [fresh]  # and its own goes when it closes
+
+
+async def test_a_process_whose_new_lock_file_another_is_probing_still_holds_it(tmp_path: Path) -> None:
+    fcntl = pytest.importorskip("fcntl")
+    journal = Journal(tmp_path / "state")
+    own = tmp_path / "state" / OWNERS_DIR / f"{journal.owner}.lock"
+    own.parent.mkdir(parents=True)
+    probe = own.open("a+b")  # another process starting now, checking whether this new file's owner runs
+    fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # Released while the journal opens (should the journal open later, the test checks nothing it would miss).
+    prober = threading.Timer(0.5, probe.close)
+    prober.start()
+
+    await submitted_by(journal, "key-1")
+    prober.join()  # the probe is over
+    other = Journal(tmp_path / "state")
+    ours, entry = await other.take("task-key-1")
+    other.close()
+    journal.close()
+
+    assert ours is False and entry is not None and entry.owner == journal.owner  # it runs: its task stays its own
 
 
 async def test_a_journal_from_before_owners_were_recorded_gains_the_column_and_its_tasks_are_adopted(

@@ -154,8 +154,8 @@ def _make_private(path: Path) -> None:
                 file.chmod(0o600)
 
 
-def _try_lock(handle: IO[bytes]) -> bool:
-    """Lock the open file for this handle alone, without waiting; False if another handle holds it.
+def _try_lock(handle: IO[bytes], *, wait: bool = False) -> bool:
+    """Lock the open file for this handle alone; False if another handle holds it (after a short wait if `wait`).
 
     flock and Windows byte locks belong to the open file, not the process, and die with their process. Not
     filelock: it would replace only these lines (the probe of other owners' files and their age-based clean-up
@@ -166,11 +166,11 @@ def _try_lock(handle: IO[bytes]) -> bool:
             import msvcrt
 
             handle.seek(0)
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+            msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK if wait else msvcrt.LK_NBLCK, 1)  # LK_LOCK: 10 tries
         else:
             import fcntl
 
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return False
     return True
@@ -277,10 +277,12 @@ class SqliteJournal(Journal):
         except OSError as exc:
             log.warning("no owner lock in %s (%s): another process may also follow this one's tasks", owners, exc)
             return
-        if _try_lock(handle):
+        # Waits: another process starting now may be probing this new file (`_is_held`) for the moment it takes.
+        if _try_lock(handle, wait=True):
             self._owner_lock = handle
         else:
             handle.close()
+            log.warning("could not lock %s: another process may also follow this one's tasks", handle.name)
 
     def _owner_running(self, owner: str | None) -> bool:
         """Whether `owner` is this process or another one that is running (a task it follows is not ours)."""
