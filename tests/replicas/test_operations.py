@@ -15,10 +15,13 @@ import psycopg
 import pytest
 from replica_support import TOKEN, Deployment, Process, session, wait_for, wait_until_ready
 
+from evolink_mcp.journal.base import LOCK_WAIT_SECONDS
+from evolink_mcp.transports import READY_TIMEOUT
 from postgres_server import Unavailable, local_server
 from process_support import INITIALIZE, MCP_HEADERS, child_env, evolink_argv, free_port, stop
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+assert READY_TIMEOUT + 1.5 < LOCK_WAIT_SECONDS
 
 
 def stop_postgres(url: str) -> None:
@@ -59,7 +62,9 @@ async def test_readiness_fails_and_tool_calls_are_refused_as_retryable_when_the_
         async with session(replica) as client:
             result = await client.call_tool("generate_image", {"prompt": "a lighthouse", "wait_seconds": 0})
 
-        not_ready = httpx2.get(f"{replica.base_url}/readyz").json()
+        # Calls waiting for a connection (the pool waits LOCK_WAIT_SECONDS) must not hold up the answer: a load
+        # balancer's probe gets it within the readiness deadline.
+        not_ready = httpx2.get(f"{replica.base_url}/readyz", timeout=READY_TIMEOUT + 1.5).json()
         alive = httpx2.get(f"{replica.base_url}/healthz")
     finally:
         stop(replica.process)

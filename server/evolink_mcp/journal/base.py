@@ -81,7 +81,8 @@ class Journal:
         raise NotImplementedError
 
     async def ping(self) -> None:
-        """One round trip to the journal's store (readiness): JournalError if it cannot be reached."""
+        """One round trip to the journal's store (readiness): JournalError if it cannot be reached. Cancelling
+        the call (a caller's deadline) ends it at once."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

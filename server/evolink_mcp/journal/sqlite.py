@@ -195,6 +195,10 @@ def _is_held(lock_file: Path) -> bool:
     return False
 
 
+def _select_one(db: sqlite3.Connection) -> None:
+    db.execute("SELECT 1").fetchone()
+
+
 def _is_locked(exc: Exception) -> bool:
     return "locked" in str(exc).lower() or "busy" in str(exc).lower()
 
@@ -301,7 +305,8 @@ class SqliteJournal(Journal):
         """Nothing now: opened on first use, in a worker thread, so a server's start-up never waits on it."""
 
     async def ping(self) -> None:
-        await self._run(lambda db: db.execute("SELECT 1").fetchone())
+        # Left to finish on its own when cancelled: a journal locked for a while is "not ready" in time.
+        await anyio.to_thread.run_sync(self._run_sync, _select_one, abandon_on_cancel=True)
 
     async def aclose(self) -> None:
         self.close()
