@@ -17,7 +17,7 @@ from evolink_mcp.images.polling import Clock
 from evolink_mcp.sandbox import SandboxConfig, SandboxServer
 from virtual_time import VirtualClock
 
-pytest_plugins = ["mcp_session"]
+pytest_plugins = ["mcp_session", "postgres_server"]
 
 SANDBOX_TASK_SECONDS = 0.05
 

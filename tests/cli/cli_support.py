@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from process_support import child_env, evolink_argv, free_port, stop  # noqa: F401  (re-exported for the tests here)
+from process_support import evolink_argv
 
 RUN_TIMEOUT = 60.0
 TASK_SECONDS = "0.05"

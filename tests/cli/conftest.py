@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_support import TASK_SECONDS, child_env
+from cli_support import TASK_SECONDS
+
+from process_support import child_env
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import httpx2
-from cli_support import DEFAULT_MODEL, RUN_TIMEOUT, SECRET_KEY, evolink_argv, free_port, run_cli, stop
+from cli_support import DEFAULT_MODEL, RUN_TIMEOUT, SECRET_KEY, run_cli
 
 from evolink_mcp import __version__
+from process_support import evolink_argv, free_port, stop
 
 
 def test_models_prints_a_table_that_marks_the_default_model(env: dict[str, str]) -> None:

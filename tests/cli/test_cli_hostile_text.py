@@ -8,9 +8,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from cli_support import free_port, run_cli
+from cli_support import run_cli
 
 from evolink_mcp.journal import Journal
+from process_support import free_port
 
 BROKEN_KEY = "sk-test-HEADER-9a8b7c\r\nX-Injected: yes"
 ESCAPES = ("\x1b", "\x07", "\x9b", "\u202e")

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_support import RUN_TIMEOUT, SECRET_KEY, evolink_argv, free_port, run_cli, stop
+from cli_support import RUN_TIMEOUT, SECRET_KEY, run_cli
 
 from evolink_mcp.sandbox import SandboxConfig, SandboxServer
 from evolink_mcp.settings import Settings
+from process_support import evolink_argv, free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 COMMANDS = ("serve", "generate", "check", "models", "tasks", "doctor", "gallery", "sandbox")

@@ -15,7 +15,6 @@ import anyio
 import pytest
 
 from evolink_mcp.journal import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError
-from postgres_server import postgres_server, postgres_url  # noqa: F401  # fixtures
 from process_support import clean_env, free_port
 
 pytestmark = pytest.mark.anyio
@@ -237,7 +236,7 @@ async def test_a_running_process_mid_post_is_not_marked_interrupted_by_another(o
 
 
 @pytest.fixture
-def postgres_journal(postgres_url: str) -> Callable[..., Journal]:  # noqa: F811
+def postgres_journal(postgres_url: str) -> Callable[..., Journal]:
     return lambda **options: Journal(None, url=postgres_url, **options)
 
 
@@ -344,8 +343,8 @@ async def test_an_unreachable_database_is_a_retryable_journal_error_that_names_i
 
 
 async def test_a_database_that_goes_away_later_is_a_journal_error_and_nothing_is_recorded_as_done(
-    postgres_server: str,  # noqa: F811
-    postgres_url: str,  # noqa: F811
+    postgres_server: str,
+    postgres_url: str,
 ) -> None:
     import psycopg
 

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from replica_support import Deployment, sandbox_process, stop
 
-from postgres_server import postgres_server, postgres_url  # noqa: F401  (fixtures)
-
 SANDBOX_TASK_SECONDS = 0.3
 
 
@@ -21,7 +19,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 
 
 @pytest.fixture
-def deployment(tmp_path: Path, postgres_url: str, sandbox: tuple[str, Path]) -> Iterator[Deployment]:  # noqa: F811
+def deployment(tmp_path: Path, postgres_url: str, sandbox: tuple[str, Path]) -> Iterator[Deployment]:
     sandbox_url, sandbox_log = sandbox
     output_dir = tmp_path / "shared-volume"
     output_dir.mkdir()
