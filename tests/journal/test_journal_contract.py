@@ -190,6 +190,43 @@ async def test_a_running_process_keeps_its_tasks_and_a_stopped_ones_task_is_take
     assert (await second.take("task-nobody-knows")) == (True, None)  # submitted elsewhere: the caller's
 
 
+async def test_a_request_key_with_its_task_or_being_submitted_by_a_running_process_is_left_to_it(
+    open_journal: OpenJournal,
+) -> None:
+    first, second = open_journal(), open_journal()
+    intent = ("fp-1", "z-image-turbo", "a lamp", {})
+    await first.record_intent("key-1", *intent)  # its POST is under way
+    in_flight = await second.record_intent("key-1", *intent)
+    await first.record_submitted("key-1", "task-1", "pending", 1.0)
+    with_task = await second.record_intent("key-1", *intent)
+    await first.record_intent("key-2", *intent)
+    await first.record_outcome("key-2", UNKNOWN)  # its answer was lost: whoever is asked again sends it again
+    lost = await second.record_intent("key-2", *intent)
+    await first.record_intent("key-3", *intent)
+    await first.aclose()  # it stopped before its POST was answered
+    stopped = await second.record_intent("key-3", *intent)
+
+    assert (in_flight.state, in_flight.owner) == (SUBMITTING, first.owner)
+    assert (with_task.state, with_task.task_id, with_task.owner) == (SUBMITTED, "task-1", first.owner)
+    assert (lost.state, lost.owner) == (SUBMITTING, second.owner)
+    assert (stopped.state, stopped.owner) == (SUBMITTING, second.owner)
+
+
+async def test_of_processes_recording_the_same_intent_at_once_one_gets_it(open_journal: OpenJournal) -> None:
+    journals = [open_journal() for _ in range(5)]
+    owners: list[str | None] = []
+
+    async def record(journal: Journal) -> None:
+        owners.append((await journal.record_intent("key-1", "fp-1", "z-image-turbo", "a lamp", {})).owner)
+
+    async with anyio.create_task_group() as group:
+        for journal in journals:
+            group.start_soon(record, journal)
+
+    assert len(owners) == 5 and len(set(owners)) == 1  # every one sees the same owner: the one that got it
+    assert owners[0] in {journal.owner for journal in journals}
+
+
 async def test_processes_starting_together_adopt_each_stopped_processs_task_once(open_journal: OpenJournal) -> None:
     stopped = open_journal()
     for number in range(20):

@@ -9,6 +9,7 @@ import anyio
 import pytest
 from journal_support import DEFAULT_MODEL, journal_row, journal_rows
 
+from evolink_mcp.journal import Journal
 from evolink_mcp.sandbox import SandboxServer
 from mcp_session import INSTANT, Connect, ServerFor, until
 
@@ -59,6 +60,44 @@ async def test_the_same_client_request_id_twice_sends_one_post_and_returns_the_s
     assert any("nothing new was sent" in w for w in mcp.data(second)["warnings"])
     assert "nothing new was sent" in mcp.text(second)
     assert len(sandbox.state.requests("results")) == 1  # not downloaded again either
+
+
+async def test_the_same_client_request_id_twice_at_once_sends_one_post_and_returns_the_same_task(
+    mcp: Any, sandbox: SandboxServer
+) -> None:
+    sandbox.state.add_latency("generations", 300)  # the second call comes while the first one's POST is unanswered
+    arguments = {"prompt": "a teapot" + INSTANT, "client_request_id": "teapot-2", "wait_seconds": 0}
+    results: list[Any] = []
+
+    async def generate() -> None:
+        results.append(await mcp.call("generate_image", arguments))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(generate)
+        await until(lambda: len(sandbox.state.requests("generations")) == 1)
+        group.start_soon(generate)
+
+    (posted,) = sandbox.state.requests("generations")
+    assert [mcp.data(result)["task_id"] for result in results] == [posted.task_id] * 2
+
+
+async def test_a_client_request_id_another_process_is_still_submitting_is_refused_as_retryable_and_nothing_is_sent(
+    mcp: Any, sandbox: SandboxServer, state_dir: Path
+) -> None:
+    arguments = {"prompt": "a teapot" + INSTANT, "wait_seconds": 0}
+    first = await mcp.call("generate_image", {**arguments, "client_request_id": "teapot-3"})
+    other = Journal(state_dir)  # another server process on this journal: its POST for teapot-4 never answered
+    fingerprint = journal_row(state_dir, mcp.data(first)["task_id"])["fingerprint"]
+    await other.record_intent("teapot-4", fingerprint, DEFAULT_MODEL, arguments["prompt"], {})
+
+    result = await mcp.call("generate_image", {**arguments, "client_request_id": "teapot-4"})
+    other.close()
+
+    assert result.is_error and len(sandbox.state.requests("generations")) == 1
+    error = mcp.data(result)["error"]
+    assert (error["category"], error["retryable"], error["charged"]) == ("in_progress", True, "no")
+    assert "'teapot-4' was being submitted by another call" in error["message"]
+    assert "same client_request_id" in error["next_step"]
 
 
 async def test_the_same_client_request_id_after_a_restart_still_returns_the_original_task(

@@ -347,6 +347,26 @@ async def test_an_owner_lock_file_left_by_a_killed_process_is_cleared(tmp_path: 
     assert list(owners.iterdir()) == [fresh]  # and its own goes when it closes
 
 
+def test_processes_creating_the_journal_together_all_keep_it_on_disk(tmp_path: Path) -> None:
+    opened: list[str] = []
+    at_once = threading.Barrier(6)
+
+    def open_one(journal: Journal) -> None:
+        at_once.wait()
+        opened.append(journal.location)  # opens the file (or falls back to memory, saying why)
+        journal.close()
+
+    for attempt in range(40):  # switching a new file to WAL is where they collided, now and then
+        state = tmp_path / f"state-{attempt}"
+        threads = [threading.Thread(target=open_one, args=(Journal(state),)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert len(opened) == 240 and all(location.endswith(JOURNAL_FILE) for location in opened), set(opened)
+
+
 async def test_a_process_whose_new_lock_file_another_is_probing_still_holds_it(tmp_path: Path) -> None:
     fcntl = pytest.importorskip("fcntl")
     journal = Journal(tmp_path / "state")

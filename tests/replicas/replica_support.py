@@ -55,9 +55,15 @@ class Deployment:
 
     def created_tasks(self) -> list[str]:
         """The sandbox's log lines of the paid POSTs that created a task."""
-        return [
-            line for line in self.sandbox_log.read_text(errors="replace").splitlines() if "sandbox: created" in line
-        ]
+        return self._sandbox_lines("sandbox: created")
+
+    def generation_posts(self) -> list[str]:
+        """The sandbox's log lines of every generation POST, a repeated Idempotency-Key's included."""
+        return self._sandbox_lines("sandbox: created", "sandbox: replayed")
+
+    def _sandbox_lines(self, *marks: str) -> list[str]:
+        lines = self.sandbox_log.read_text(errors="replace").splitlines()
+        return [line for line in lines if any(mark in line for mark in marks)]
 
     def start_replica(self, name: str, **env: str) -> Process:
         port = free_port()

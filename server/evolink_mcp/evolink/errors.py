@@ -70,6 +70,14 @@ class InvalidRequestError(EvolinkError):
         return data
 
 
+class RequestInProgressError(EvolinkError):
+    """Another call (perhaps on another replica) is submitting this very request right now: nothing was sent."""
+
+    category = "in_progress"
+    retryable = True
+    default_next_step = "Call again in a few seconds with the same client_request_id: it returns that request's task."
+
+
 class SpendingCapError(InvalidRequestError):
     """The request would cost more than the configured cap: refused before sending."""
 

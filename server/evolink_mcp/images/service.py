@@ -38,6 +38,7 @@ from ..evolink import (
     EvolinkClient,
     EvolinkError,
     InvalidRequestError,
+    RequestInProgressError,
     SpendingCapError,
     SubmissionOutcomeUnknownError,
 )
@@ -103,6 +104,19 @@ class TaskOutcome:
 
 
 _TASK_PREFIX, _, _TASK_SUFFIX = TASK_IMAGES.partition("{task_id}")
+
+
+def _key_used_for_another_request(request_key: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"client_request_id {request_key!r} was already used for a different request.",
+        next_step="Use a new client_request_id for a new request, or repeat the original request exactly to get "
+        "its task.",
+    )
+
+
+# Another process submitting the same request key: how long to wait for its task, and how often to look.
+IN_PROGRESS_WAIT_SECONDS = 10.0
+IN_PROGRESS_POLL_SECONDS = 0.25
 _OWN_IMAGE = re.compile(
     rf"{re.escape(SAVED_IMAGES)}(?P<name>[^/?#]+)"
     rf"|{re.escape(_TASK_PREFIX)}(?P<task_id>[^/?#]+){re.escape(_TASK_SUFFIX)}(?P<task_image>[^/?#]+)"
@@ -429,8 +443,11 @@ class ImageService:
         a key, the same request made within EVOLINK_DEDUPE_SECONDS returns the first one's task (a client that
         timed out and asked again must not pay twice)."""
         window = self.settings.dedupe_seconds
-        if request_key is not None or window <= 0:
-            return await self._submit(prepared, request_key)
+        if request_key is not None:
+            async with self._same_request.hold(f"request-key:{request_key}"):  # the same key twice at once: one POST
+                return await self._submit(prepared, request_key)
+        if window <= 0:
+            return await self._submit(prepared, None)
         fingerprint = self.fingerprint(prepared)
         async with self._same_request.hold(fingerprint):  # the same request twice at once: one POST
             earlier = await self.journal.same_request_since(fingerprint, time.time() - window)
@@ -453,11 +470,7 @@ class ImageService:
             known = await self.journal.by_request_key(request_key)
             if known is not None:
                 if known.fingerprint != fingerprint:
-                    raise InvalidRequestError(
-                        f"client_request_id {request_key!r} was already used for a different request.",
-                        next_step="Use a new client_request_id for a new request, or repeat the original "
-                        "request exactly to get its task.",
-                    )
+                    raise _key_used_for_another_request(request_key)
                 if known.task_id is not None:
                     log.info("request %s already has task %s: nothing sent", request_key, known.task_id)
                     return Submission(known, reused=True)
@@ -478,21 +491,46 @@ class ImageService:
                 {k: v for k, v in body.items() if k not in ("prompt", "model")},
                 prepared.output_dir,
             )
-            try:
-                task = await self.client.submit_generation(body, idempotency_key=key)
-            except SubmissionOutcomeUnknownError:
-                await self.journal.record_outcome(key, UNKNOWN)
-                raise
-            except EvolinkError:
-                await self.journal.record_outcome(key, REFUSED)
-                raise
-            record.state, record.task_id = SUBMITTED, task.id
-            changed = record.apply(task)
-            await self.journal.record_submitted(key, task.id, task.status, task.usage.credits_reserved)
-            if task.is_terminal:  # ended at once (failed, say): no poll will record how
-                await self.journal.record_status(task.id, **changed)
+            ours = record.task_id is None and record.owner == self.journal.owner
+            if ours:
+                await self._post(record, body, key)
+        if not ours:
+            if record.fingerprint != fingerprint:
+                raise _key_used_for_another_request(key)
+            return await self._submitted_elsewhere(record, key)
         log.info("%s", submitted_line(record))
         return Submission(record, note=note)
+
+    async def _post(self, record: TaskRecord, body: dict[str, Any], key: str) -> None:
+        """The paid POST of the intent in `record`, its answer recorded there and in the journal."""
+        try:
+            task = await self.client.submit_generation(body, idempotency_key=key)
+        except SubmissionOutcomeUnknownError:
+            await self.journal.record_outcome(key, UNKNOWN)
+            raise
+        except EvolinkError:
+            await self.journal.record_outcome(key, REFUSED)
+            raise
+        record.state, record.task_id = SUBMITTED, task.id
+        changed = record.apply(task)
+        await self.journal.record_submitted(key, task.id, task.status, task.usage.credits_reserved)
+        if task.is_terminal:  # ended at once (failed, say): no poll will record how
+            await self.journal.record_status(task.id, **changed)
+
+    async def _submitted_elsewhere(self, record: TaskRecord, key: str) -> Submission:
+        """The task of a request key another process took (as this one recorded its intent): once that process's
+        POST is answered, a short wait at most."""
+        deadline = self.clock.now() + IN_PROGRESS_WAIT_SECONDS
+        while record.task_id is None and record.state == SUBMITTING and self.clock.now() < deadline:
+            await self.clock.sleep(IN_PROGRESS_POLL_SECONDS)
+            record = await self.journal.by_request_key(key) or record
+        if record.task_id is None:
+            raise RequestInProgressError(
+                f"client_request_id {key!r} was being submitted by another call at the same time "
+                "(another replica, perhaps), and it has no task yet; nothing was sent by this call."
+            )
+        log.info("request %s already has task %s: nothing sent", key, record.task_id)
+        return Submission(record, reused=True)
 
     # Following tasks
 

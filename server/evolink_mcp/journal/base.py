@@ -106,8 +106,10 @@ class Journal:
         tenant: str | None = None,
     ) -> TaskRecord:
         """Before the POST: what is about to be submitted, under which idempotency key, and where its images go;
-        returns its record (a retry under the same key keeps the first attempt's record and folder; of the same
-        intent recorded at once by several processes, one record). This process follows it."""
+        returns its record, now this process's to submit and follow (a retry under the same key keeps the first
+        attempt's record and folder). A key that is taken is left as it is and its record returned: one whose
+        task exists (its task_id says so) or that another running process is submitting now (its owner says so).
+        Of several processes recording the same intent at once, one gets it."""
         raise NotImplementedError
 
     async def record_outcome(self, request_key: str, state: str, *, tenant: str | None = None) -> None:

@@ -224,7 +224,11 @@ class PostgresJournal(Journal):
             " %(me)s, now() + %(lease)s * interval '1 second')"
             " ON CONFLICT (tenant, request_key) DO UPDATE SET state = excluded.state,"
             " updated_at = excluded.updated_at, lease_owner = excluded.lease_owner,"
-            " lease_until = excluded.lease_until RETURNING *",
+            " lease_until = excluded.lease_until"
+            # Not a key that is taken: its task exists, or another running replica is submitting it now.
+            " WHERE submissions.task_id IS NULL AND (submissions.state <> %(state)s"
+            " OR submissions.lease_owner IS NULL OR submissions.lease_owner = %(me)s"
+            " OR submissions.lease_until < now()) RETURNING *",
             {
                 "tenant": tenant_of(tenant),
                 "key": request_key,
@@ -237,7 +241,9 @@ class PostgresJournal(Journal):
                 "output_dir": output_dir,
             },
         )
-        assert record is not None  # INSERT ... ON CONFLICT DO UPDATE ... RETURNING returns the row either way
+        if record is None:  # taken: left as it is
+            record = await self.by_request_key(request_key, tenant=tenant)
+        assert record is not None  # a taken key's row stays: submissions are never deleted
         return record
 
     async def record_outcome(self, request_key: str, state: str, *, tenant: str | None = None) -> None:

@@ -12,6 +12,7 @@ process that starts adopts only what stopped processes left, never a running one
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -107,7 +108,7 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
     connection = sqlite3.connect(target, timeout=timeout, check_same_thread=False, isolation_level=None)
     connection.row_factory = sqlite3.Row
     if path is not None:
-        connection.execute("PRAGMA journal_mode=WAL")
+        _use_wal(connection, timeout)
         connection.execute("PRAGMA synchronous=NORMAL")
     check = connection.execute("PRAGMA quick_check").fetchone()
     if check is None or check[0] != "ok":
@@ -118,6 +119,22 @@ def _open(path: Path | None, timeout: float = LOCK_WAIT_SECONDS) -> sqlite3.Conn
         _add_tenants(connection)
     connection.executescript(_INDEXES)
     return connection
+
+
+def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """WAL mode. Switching a new file to it takes a lock SQLite does not wait for (no busy handler), so processes
+    opening a new journal together try again here, for as long as they would wait for any other lock."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _columns(connection: sqlite3.Connection) -> set[str]:
@@ -193,6 +210,19 @@ def _is_held(lock_file: Path) -> bool:
         with contextlib.suppress(OSError):  # another process may be clearing it too
             lock_file.unlink()
     return False
+
+
+def _in_write_transaction(fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """`fn` in a transaction that holds the write lock from its first read, so no other process writes between
+    what `fn` reads and what it writes."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
 
 
 def _select_one(db: sqlite3.Connection) -> None:
@@ -356,6 +386,11 @@ class SqliteJournal(Journal):
         now, tenant = time.time(), tenant_of(tenant)
 
         def write(db: sqlite3.Connection) -> sqlite3.Row:
+            known: sqlite3.Row | None = db.execute(
+                "SELECT * FROM submissions WHERE tenant = ? AND request_key = ?", (tenant, request_key)
+            ).fetchone()
+            if known is not None and self._taken(known):
+                return known
             db.execute(
                 "INSERT INTO submissions (tenant, request_key, fingerprint, state, model, prompt, request_json,"
                 " created_at, updated_at, owner, output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -381,7 +416,12 @@ class SqliteJournal(Journal):
             ).fetchone()
             return row
 
-        return _record(await self._run(write))
+        return _record(await self._run(functools.partial(_in_write_transaction, write)))
+
+    def _taken(self, row: sqlite3.Row) -> bool:
+        """Whether the submission in `row` has its task, or is being submitted by another running process."""
+        submitting_elsewhere = row["state"] == SUBMITTING and row["owner"] != self.owner
+        return row["task_id"] is not None or (submitting_elsewhere and self._owner_running(row["owner"]))
 
     async def record_outcome(self, request_key: str, state: str, *, tenant: str | None = None) -> None:
         await self._update(request_key, tenant, state=state, finished=1 if state == REFUSED else 0)

@@ -293,16 +293,18 @@ class SandboxAPI:
         # or billed. (Evolink's own client sends the header; its docs do not promise it is honoured.)
         key, account = request.headers.get("idempotency-key"), self.account(request)
         task = self.state.get_task(self.state.idempotency_keys.get((account, key), "")) if key else None
-        if task is None:
+        if task is not None:
+            logger.info("sandbox: replayed %s (Idempotency-Key seen before: nothing new made or billed)", task.id)
+        else:
             try:
                 task = self.state.create_task(spec, req, self.base_url(request), body, account)
             except InsufficientBalance as exc:
                 return _api_error(402, str(exc), suggestion=ERROR_EXTRAS[402]["fallback_suggestion"])
             if key:
                 self.state.idempotency_keys[account, key] = task.id
+            logger.info("sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n)
         if entry := self.entry(request):
             entry.task_id = task.id
-        logger.info("sandbox: created %s (%s, %dx%d, n=%d)", task.id, spec.id, task.width, task.height, task.n)
         return _json(task.to_wire(self.state.clock()))
 
     async def get_credits(self, request: Request) -> Response:
