@@ -223,10 +223,11 @@ def inspector_image(inspector: Inspector) -> dict[str, Any]:
     return result
 
 
-def test_the_inspector_lints_our_tool_schemas_with_no_error(inspector: Inspector) -> None:
+def test_the_inspector_lints_our_tool_schemas_with_no_problem(inspector: Inspector) -> None:
     listed = inspector("--strict", "--method", "tools/list")
 
-    assert listed.returncode == 0, describe(listed)
+    assert listed.returncode == 0, describe(listed)  # no error
+    assert "Warning:" not in listed.stderr + listed.stdout, describe(listed)  # nor a warning
 
 
 def test_the_inspector_calls_generate_image_and_check_task(

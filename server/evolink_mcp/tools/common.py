@@ -229,14 +229,14 @@ def compact_schema(schema: Any) -> Any:
     options = out.get("anyOf")
     if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
         (kept,) = [o for o in options if o != {"type": "null"}]
-        out.pop("anyOf")
         if out.get("default", ...) is None:
             out.pop("default")
-        out = {**kept, **out}
-        if kept.get("type") in ("number", "integer", "boolean"):
-            # A strict converter (openai-agents) makes every parameter required: a number needs a null to say
-            # "not given", where a string or a list has its empty value.
-            out["type"] = [kept["type"], "null"]
+        if kept.get("type") not in ("number", "integer", "boolean"):
+            out.pop("anyOf")
+            out = {**kept, **out}
+        # Else left as anyOf: a strict converter (openai-agents) makes every parameter required, so a number needs
+        # a null to say "not given" (a string or a list has its empty value); not a `type` array, which
+        # single-type dialects (Gemini's) may refuse.
     return out
 
 

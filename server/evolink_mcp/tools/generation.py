@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 # The arguments every tool that makes images shares.
 OutputDir = Annotated[str | None, Field(description="Save folder (made if missing).")]
 InlineImages = Inline  # preview, full (the file itself, if the result stays under 1 MiB) or none: its enum says it
-ClientRequestId = Annotated[str | None, Field(max_length=128, description="Same id, same task: never charged twice.")]
+ClientRequestId = Annotated[str | None, Field(max_length=128, description="Same id, same task: paid once.")]
 # `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused by generate().
-MaxCredits = Annotated[float | None, Field(ge=0, description="Refuse above this many credits.")]
+MaxCredits = Annotated[float | None, Field(ge=0, description="Credit cap for this call.")]
 
 
 class SavedImageOut(BaseModel):
@@ -269,9 +269,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         quality: Annotated[str | None, Field(description="low/medium/high or 1K/2K/4K, per model.")] = None,
         resolution: Annotated[str | None, Field(description="Pixel tier, for models with both (gpt-image-2).")] = None,
         n: Annotated[int | None, Field(description="Images to make, per model.")] = None,
-        image_urls: Annotated[
-            list[str] | None, Field(description="Reference images: URLs or local paths (uploaded).")
-        ] = None,
+        image_urls: Annotated[list[str] | None, Field(description="Reference images: URLs or local paths.")] = None,
         mask_url: Annotated[str | None, Field(description="PNG mask (URL or path) for inpainting.")] = None,
         callback_url: Annotated[str | None, Field(description="HTTPS URL called when it ends.")] = None,
         # Published as a string (a JSON object): strict tool converters and Gemini refuse an open object. The SDK
@@ -311,7 +309,7 @@ def generation_tools(catalog: Catalog, default_wait: float) -> list[ToolSpec]:
         output_dir: OutputDir = None,
         inline: InlineImages = "preview",
     ) -> Annotated[CallToolResult, TaskOutput]:
-        """A task's status (free). When done, saves and shows its images; if failed, says why."""
+        """A task's status (free); once done, saves and shows its images."""
         deps = deps_of(ctx)
         outcome = await deps.service.check(
             task_id.strip(),

@@ -52,8 +52,7 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
         mode: Annotated[str | None, Field(description="Only this mode, e.g. edit, inpaint, upscale.")] = None,
         include_beta: Annotated[bool, Field(description="Include beta-channel models.")] = True,
     ) -> Annotated[CallToolResult, ModelListOutput]:
-        """What each model takes (free): sizes, qualities, n, references, extra parameters. Pick generate_image
-        values here."""
+        """What each model takes (free): sizes, qualities, n, references, extra parameters."""
         if mode is not None and mode not in modes:
             return error_result(
                 InvalidRequestError(f"mode: {echo(mode)} is not a mode; use one of: {', '.join(modes)}.")
