@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from pathlib import Path
 
+import anyio
 import pytest
-from mcp_types import TextResourceContents
+from mcp_types import BlobResourceContents, TextResourceContents
 
 from evolink_mcp.studio import STUDIO_URI
 from mcp_session import INSTANT, Session
@@ -99,3 +101,23 @@ async def test_show_images_gives_each_recent_generation_whole_with_images_the_vi
 
     looked_up = Session.data(await apps_mcp.call("studio_tasks", {"task_ids": [oldest["task_id"], "task-unknown"]}))
     assert looked_up["count"] == 1 and looked_up["tasks"][0] == oldest
+
+
+async def test_an_image_saved_in_a_folder_of_its_own_is_shown_with_the_link_generate_image_gave(
+    apps_mcp: Session, tmp_path: Path
+) -> None:
+    folder = tmp_path / "project" / "renders"  # not the server's output folder
+    made = Session.data(
+        await apps_mcp.call("generate_image", {"prompt": "A tide pool" + INSTANT, "output_dir": str(folder)})
+    )
+    (made_image,) = made["images"]
+
+    (shown,) = Session.data(await apps_mcp.call("show_images", {}))["tasks"]
+    (looked_up,) = Session.data(await apps_mcp.call("studio_tasks", {"task_ids": [made["task_id"]]}))["tasks"]
+
+    (image,) = shown["images"]
+    assert image["path"] == made_image["path"] and Path(image["path"]).parent == folder.resolve()
+    assert image["resource_uri"] == made_image["resource_uri"] == looked_up["images"][0]["resource_uri"]
+    (blob,) = (await apps_mcp.client.read_resource(image["resource_uri"])).contents
+    assert isinstance(blob, BlobResourceContents) and blob.mime_type == "image/png"
+    assert base64.b64decode(blob.blob) == await anyio.Path(image["path"]).read_bytes()

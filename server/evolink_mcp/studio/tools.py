@@ -20,7 +20,7 @@ HIDDEN_PARAMS = frozenset({"prompt", "model", "callback_url"})
 
 class StudioImage(BaseModel):
     path: str
-    resource_uri: str | None = None  # readable with resources/read when the output folder's templates serve it
+    resource_uri: str | None = None  # readable with resources/read: by name in the output folder, else by task
     mime_type: str | None = None
 
 
@@ -49,12 +49,8 @@ def studio_task(record: TaskRecord, output_dir: Path) -> StudioTask:
     for saved in record.saved_paths:
         path = Path(saved)
         if path.is_file():
-            extension = path.suffix.lstrip(".")
-            images.append(
-                StudioImage(
-                    path=saved, resource_uri=saved_image_uri(path, output_dir), mime_type=IMAGE_TYPES.get(extension)
-                )
-            )
+            uri = saved_image_uri(path, output_dir, record.task_id)  # the link generate_image's result gave
+            images.append(StudioImage(path=saved, resource_uri=uri, mime_type=IMAGE_TYPES.get(path.suffix.lstrip("."))))
     failure = f"{record.error_code}: {record.error_message or ''}".strip() if record.error_code else None
     return StudioTask(
         task_id=record.task_id,
