@@ -19,8 +19,8 @@ class ModelSummary(BaseModel):
 
     id: str
     modes: list[str]
-    beta: bool
-    default: bool
+    beta: bool = False
+    default: bool = False
     aliases: list[str] = Field(default_factory=list)
     sizes: list[str] = Field(default_factory=list)
     pixel_sizes: str | None = None

@@ -69,7 +69,7 @@ def model_tools(catalog: Catalog) -> list[ToolSpec]:
             out = ModelListOutput(default_model=default_id, count=len(chosen), models=chosen, details=FULL_CATALOG)
             text = f"{len(chosen)} model(s); default {default_id}.\n" + "\n".join(_line(m) for m in chosen)
             text += f"\nDefaults, prompt limits and extra parameter types: resource {FULL_CATALOG}/{{model_id}}."
-            answer = (text, out.model_dump(mode="json", exclude_none=True))
+            answer = (text, out.model_dump(mode="json", exclude_defaults=True))  # a false or empty fact: left out
             if deps.catalog is catalog:
                 answers[(mode, include_beta)] = answer
         return result(*answer)
