@@ -1,7 +1,8 @@
 """The studio as a person sees it: headless Chromium renders the view in a test host built on the official MCP Apps
 bridge, wired to the real server over stdio with the sandbox upstream (tests/studio/host/host.mjs plays the
-session: gallery, full size, variations, mask painting, comparison, live status). Screenshots are kept in the
-test's tmp folder; EVOLINK_UPDATE_STUDIO_SCREENSHOT=1 copies the gallery's to docs/studio.png for the README.
+session: gallery, full size, variations, an edit with the image as reference, mask painting, comparison, live
+status). Screenshots are kept in the test's tmp folder; EVOLINK_UPDATE_STUDIO_SCREENSHOT=1 copies the gallery's to
+docs/studio.png for the README.
 
 Skipped without node, tests/studio/host/node_modules (`npm ci --prefix tests/studio/host`) or /usr/bin/chromium
 (Debian's `chromium`); failed instead when EVOLINK_REQUIRE_STUDIO=1 (.ci/run sets it).
@@ -122,6 +123,17 @@ def test_clicking_variations_sends_the_same_prompt_and_model_through_the_host(se
     assert variation["client_request_id"].startswith("studio-")  # a click is a new task, never the deduped earlier one
     sent = [g for g in session.generations() if g["prompt"] == LIGHTHOUSE and g["model"] == "gpt-image-2"]
     assert len(sent) >= 2  # the model's own, then the variation (and the comparison's)
+
+
+def test_editing_with_the_image_as_reference_sends_the_saved_image_through_the_host(session: Session) -> None:
+    (edit,) = [c for c in session.app_calls("generate_image") if "image_urls" in c and "mask_url" not in c]
+    (submitted,) = [g for g in session.generations() if g["prompt"] == edit["prompt"]]
+
+    assert edit["image_urls"] == [session.report["lighthousePath"]] and edit["model"] == "gpt-image-2"
+    assert edit["client_request_id"].startswith("studio-")
+    assert submitted["model"] == edit["model"] and "mask_url" not in submitted
+    (reference,) = submitted["image_urls"]  # the saved image, uploaded by the server from its path
+    assert httpx2.get(reference, timeout=10).content == Path(edit["image_urls"][0]).read_bytes()
 
 
 def test_painting_a_mask_uploads_it_as_a_png_and_edits_the_image_with_it(session: Session) -> None:

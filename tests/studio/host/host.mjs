@@ -195,7 +195,10 @@ try {
 
   step("the model opens the studio (show_images)");
   const galleryArgs = { limit: 12 };
-  const { frame } = await mount("studio", galleryArgs, await callAsModel("show_images", galleryArgs));
+  const gallery = await callAsModel("show_images", galleryArgs);
+  const lighthouse = gallery.structuredContent.tasks.find((task) => task.prompt === seeds[0].prompt);
+  report.lighthousePath = lighthouse.images[0].path; // what "Edit with this as reference" should send
+  const { frame } = await mount("studio", galleryArgs, gallery);
   await imagesLoaded(".card .media img", seeds.length)(frame);
   await shot("gallery", "studio");
 
@@ -213,6 +216,12 @@ try {
   await frame.locator("#panel button.primary").click();
   await imagesLoaded(".run[data-status=completed] .media img", 1)(frame);
 
+  step("editing with the image as reference");
+  await frame.locator('[data-action="edit"]').click();
+  await frame.locator('#panel textarea[name="prompt"]').fill("the same lighthouse under a starry night sky");
+  await frame.locator("#panel button.primary").click();
+  await imagesLoaded(".run[data-status=completed] .media img", 2)(frame);
+
   step("painting a mask");
   await frame.locator('[data-action="mask"]').click();
   const canvas = frame.locator("#mask");
@@ -227,7 +236,7 @@ try {
   await frame.locator('#panel textarea[name="prompt"]').fill("a red hot-air balloon drifting in the sky");
   await shot("mask", "studio");
   await frame.locator("#panel button.primary").click();
-  await imagesLoaded(".run[data-status=completed] .media img", 2)(frame);
+  await imagesLoaded(".run[data-status=completed] .media img", 3)(frame);
 
   step("comparing models");
   await frame.locator('[data-action="compare"]').click();
@@ -236,7 +245,7 @@ try {
   const picked = await frame.locator('#panel input[name="models"]:checked').count();
   report.comparePicked = picked;
   await frame.locator("#panel button.primary").click();
-  await imagesLoaded(".run[data-status=completed] .media img", 2 + picked)(frame);
+  await imagesLoaded(".run[data-status=completed] .media img", 3 + picked)(frame);
   await frame.locator("#back").click();
   await shot("studio-runs", "studio");
 
