@@ -1,6 +1,6 @@
 """Per-user Evolink keys over HTTP (EVOLINK_TENANT_KEYS=header): two callers with their own keys on one server,
-over streamable HTTP and SSE, see nothing of each other's: tasks, files, quota, resources, saved images, client
-request ids, the dedupe window; and no key is ever echoed or logged."""
+over streamable HTTP and SSE, see nothing of each other's: tasks, files, quota, resources, saved images and their
+folders, the studio, client request ids, the dedupe window; and no key is ever echoed or logged."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import httpx2
 import pytest
 import transport_support
 from mcp import Client
+from mcp.client.extension import advertise
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 from mcp_types import BlobResourceContents
 from transport_support import (
     MCP_TOKEN,
@@ -44,6 +46,7 @@ ALICE_KEY = "sk-alice-PRIVATE-1a2b3c4d5e6f7a8b"
 BOB_KEY = "sk-bob-PRIVATE-9f8e7d6c5b4a3f2e"
 KEY_HEADER = "X-Evolink-Api-Key"
 CALL_TIMEOUT = 60.0
+APPS = advertise(EXTENSION_ID, {"mimeTypes": [APP_MIME_TYPE]})  # what a client with the studio (MCP Apps) sends
 
 
 def tenant_folder(output_dir: Path, key: str) -> Path:
@@ -71,13 +74,43 @@ def serving(root: Path, *args: str, log_name: str = "server.log", **env: str) ->
     assert ALICE_KEY not in log_text and BOB_KEY not in log_text
 
 
+@contextmanager
+def sandbox_running(root: Path, task_seconds: str) -> Iterator[str]:
+    """`evolink-mcp sandbox` in its own process, tasks taking `task_seconds`, its log in `root`; its base URL."""
+    port = free_port()
+    log = root / "sandbox.log"
+    argv = evolink_argv("sandbox", "--port", str(port), "--task-seconds", task_seconds)
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            argv, env=child_env(root / "home"), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
+
+
 @pytest.fixture(scope="module")
-def tenant_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
-    """`evolink-mcp serve --sandbox` with per-user keys."""
-    with serving(
-        tmp_path_factory.mktemp("tenant-server"), "--sandbox", EVOLINK_SANDBOX_TASK_SECONDS=TASK_SECONDS
-    ) as server:
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The sandbox the tenant server calls, in a process of its own so that a test can ask it what reached it."""
+    with sandbox_running(tmp_path_factory.mktemp("upstream"), TASK_SECONDS) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def tenant_server(tmp_path_factory: pytest.TempPathFactory, upstream: str) -> Iterator[HttpServer]:
+    """`evolink-mcp serve` with per-user keys, on the `upstream` sandbox."""
+    root = tmp_path_factory.mktemp("tenant-server")
+    with serving(root, EVOLINK_BASE_URL=upstream, EVOLINK_FILES_BASE_URL=upstream) as server:
         yield server
+
+
+async def posts_upstream(sandbox_url: str) -> int:
+    """How many POSTs (task creations, uploads) have reached the sandbox."""
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{sandbox_url}/_sandbox/requests", params={"method": "POST"})
+    return len(response.json()["requests"])
 
 
 def headers(server: HttpServer, key: str) -> dict[str, str]:
@@ -85,18 +118,22 @@ def headers(server: HttpServer, key: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def streamable_http_session(server: HttpServer, key: str) -> AsyncIterator[Client]:
+async def streamable_http_session(server: HttpServer, key: str, *, apps: bool = False) -> AsyncIterator[Client]:
+    """A client sending `key`; with `apps`, one that negotiated MCP Apps (the studio's tools)."""
     async with (
         httpx2.AsyncClient(headers=headers(server, key), timeout=httpx2.Timeout(30.0, read=60.0)) as http,
-        Client(streamable_http_client(f"{server.base_url}/mcp", http_client=http)) as client,
+        Client(
+            streamable_http_client(f"{server.base_url}/mcp", http_client=http), extensions=[APPS] if apps else None
+        ) as client,
     ):
         yield client
 
 
 @asynccontextmanager
-async def sse_session(server: HttpServer, key: str) -> AsyncIterator[Client]:
+async def sse_session(server: HttpServer, key: str, *, apps: bool = False) -> AsyncIterator[Client]:
     url = f"{server.base_url}/sse"
-    async with Client(sse_client(url, headers=headers(server, key), sse_read_timeout=60.0)) as client:
+    transport = sse_client(url, headers=headers(server, key), sse_read_timeout=60.0)
+    async with Client(transport, extensions=[APPS] if apps else None) as client:
         yield client
 
 
@@ -143,6 +180,66 @@ async def test_two_keys_see_nothing_of_each_others_tasks_images_and_resources(
         # Nor can he name Alice's saved image as a reference or an upload.
         failed, _, text = await call(bob, "upload_file", {"file_path": uri})
         assert failed, text
+
+
+@pytest.mark.parametrize("transport", SESSIONS)
+async def test_another_keys_folder_and_saved_images_are_refused_by_path_with_nothing_sent(
+    tenant_server: HttpServer, upstream: str, transport: str
+) -> None:
+    session = SESSIONS[transport]
+    async with session(tenant_server, ALICE_KEY) as alice, session(tenant_server, BOB_KEY) as bob:
+        failed, made, text = await call(alice, "generate_image", {"prompt": f"alice's owl over {transport}"})
+        assert not failed, text
+        alices_image = Path(made["images"][0]["path"])
+        alices_folder = alices_image.parent
+        through_bobs = tenant_folder(tenant_server.output_dir, BOB_KEY) / ".." / alices_folder.name
+        alices_files = sorted(alices_folder.iterdir())
+        sent = await posts_upstream(upstream)
+
+        for folder in (alices_folder, through_bobs):
+            arguments = {"prompt": "an owl in alice's folder", "output_dir": str(folder)}
+            failed, refused, text = await call(bob, "generate_image", arguments)
+            assert failed and refused["error"]["category"] == "invalid_request", text
+            assert "outside the folders this server may write" in text
+        for image in (alices_image, through_bobs / alices_image.name):
+            failed, refused, text = await call(bob, "generate_image", {"prompt": "alike", "image_urls": [str(image)]})
+            assert failed and refused["error"]["category"] == "invalid_request", text
+            assert "outside the directories this server may read" in text
+            failed, refused, text = await call(bob, "upload_file", {"file_path": str(image)})
+            assert failed and refused["error"]["category"] == "invalid_request", text
+            assert "outside the directories this server may read" in text
+
+        assert await posts_upstream(upstream) == sent  # no task made, nothing uploaded
+        assert sorted(alices_folder.iterdir()) == alices_files
+
+
+@pytest.mark.parametrize("transport", SESSIONS)
+async def test_the_studio_shows_each_key_only_its_own_tasks(tenant_server: HttpServer, transport: str) -> None:
+    session = SESSIONS[transport]
+    async with (
+        session(tenant_server, ALICE_KEY, apps=True) as alice,
+        session(tenant_server, BOB_KEY, apps=True) as bob,
+    ):
+        task_ids = []
+        for client, name in ((alice, "alice"), (bob, "bob")):
+            failed, made, text = await call(client, "generate_image", {"prompt": f"{name}'s lantern over {transport}"})
+            assert not failed, text
+            task_ids.append(made["task_id"])
+        alices, bobs = task_ids
+
+        for client, key, own, other in ((alice, ALICE_KEY, alices, bobs), (bob, BOB_KEY, bobs, alices)):
+            _, listed, _ = await call(client, "list_tasks", {"limit": 60})
+            failed, shown, text = await call(client, "show_images", {"limit": 60})
+            assert not failed, text
+            shown_ids = [task.get("task_id") for task in shown["tasks"]]
+            assert own in shown_ids and other not in shown_ids and other not in text
+            assert shown_ids == [task.get("task_id") for task in listed["tasks"]]
+            folder = tenant_folder(tenant_server.output_dir, key)
+            assert all(Path(i["path"]).is_relative_to(folder) for task in shown["tasks"] for i in task["images"])
+
+            failed, looked_up, text = await call(client, "studio_tasks", {"task_ids": [own, other]})
+            assert not failed, text
+            assert [task["task_id"] for task in looked_up["tasks"]] == [own] and other not in text
 
 
 @pytest.mark.parametrize("transport", SESSIONS)
@@ -229,19 +326,9 @@ async def test_another_key_cannot_use_a_streamable_http_session(tenant_server: H
 
 @pytest.fixture
 def sandbox_process(tmp_path: Path) -> Iterator[str]:
-    """`evolink-mcp sandbox` in its own process (it outlives the servers), tasks taking 3 s; its base URL."""
-    port = free_port()
-    log = tmp_path / "sandbox.log"
-    argv = evolink_argv("sandbox", "--port", str(port), "--task-seconds", "3")
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            argv, env=child_env(tmp_path / "home"), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_until_answering(f"http://127.0.0.1:{port}/_sandbox/health", process, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(process)
+    """A sandbox that outlives the servers, tasks taking 3 s; its base URL."""
+    with sandbox_running(tmp_path, "3") as url:
+        yield url
 
 
 def images_in(folder: Path) -> list[Path]:
