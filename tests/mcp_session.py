@@ -109,6 +109,17 @@ class Session:
         return error
 
 
+class CheckedClient(Client):
+    """The SDK's client for tests that drive it directly: every tool result it receives is checked as a strict
+    client checks it (`assert_valid_result`), error results included, which the SDK's own check skips."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+        result: CallToolResult = await super().call_tool(name, arguments, *args, **kwargs)
+        tools = {tool.name: tool for tool in (await self.list_tools()).tools}
+        assert_valid_result(name, result, tools[name])
+        return result
+
+
 def assert_valid_result(name: str, result: CallToolResult, tool: Tool) -> None:
     """What a strict client (the TypeScript SDK's ajv) checks of every result, errors included: structuredContent
     present and valid against the tool's outputSchema; an error's facts in one shape, its text leading with them."""

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from fault_support import QUICK_RETRY, SandboxProcess, Session, settings_for
-from mcp import Client
 
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.images.polling import Clock
 from evolink_mcp.sandbox import SandboxServer
+from mcp_session import CheckedClient
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def connect(
     async def open_session(**overrides: Any) -> AsyncIterator[Session]:
         settings = settings_for(sandbox, tmp_path, **overrides)
         deps = build_deps(settings, allowed_dirs=None, retry=QUICK_RETRY, clock=clock)
-        async with Client(build_server(deps)) as client:
+        async with CheckedClient(build_server(deps)) as client:
             yield Session(client, deps)
 
     return open_session

@@ -27,7 +27,7 @@ from evolink_mcp.evolink import RetryPolicy
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
 from evolink_mcp.tools import Deps
-from mcp_session import assert_valid_result
+from mcp_session import CheckedClient, assert_valid_result
 from process_support import clean_env, evolink_argv, free_port, stop, wait_until_answering
 
 SECRET_KEY = "sk-test-faults-2c7e9a4f1b6d3e8a"
@@ -154,7 +154,7 @@ async def stdio_server(
         command="/bin/sh", args=["-c", script, "sh", str(pidfile), *evolink_argv()], env=env, cwd=str(root)
     )
     with errlog.open("w") as log, anyio.fail_after(seconds):
-        async with Client(stdio_client(params, errlog=log)) as client:
+        async with CheckedClient(stdio_client(params, errlog=log)) as client:
             yield StdioServer(client, int(pidfile.read_text()), errlog)
 
 

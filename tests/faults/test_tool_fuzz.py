@@ -34,7 +34,7 @@ from PIL import Image
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.catalog import load_catalog
 from evolink_mcp.sandbox import SandboxServer
-from mcp_session import TOOLS
+from mcp_session import TOOLS, CheckedClient
 
 EXAMPLES_PER_TOOL = 40
 # Payloads that once broke a tool: always tried, whatever Hypothesis draws.
@@ -195,7 +195,7 @@ def test_any_arguments_to_any_tool_give_a_well_formed_result_and_refused_ones_se
     portal: BlockingPortal
     with (
         start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(Client(build_server(deps), mode="legacy")) as client,
+        portal.wrap_async_context_manager(CheckedClient(build_server(deps), mode="legacy")) as client,
     ):
         (tool,) = [t for t in portal.call(client.list_tools).tools if t.name == name]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp import Client
 from packaging_support import MCPB_PACKAGE, Mcpb, base_python, network_env, run, unavailable
 
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.settings import Settings
+from mcp_session import CheckedClient
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +75,7 @@ def server_tool_names() -> list[str]:
 
     async def names() -> list[str]:
         server = build_server(build_deps(Settings.from_env({}, sandbox=True), allowed_dirs=None))
-        async with Client(server) as client:
+        async with CheckedClient(server) as client:
             return [tool.name for tool in (await client.list_tools()).tools]
 
     return anyio.run(names)

@@ -21,6 +21,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+from mcp_session import CheckedClient
+
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_ENV = "EVOLINK_REQUIRE_PACKAGING_TESTS"
 SESSION_TIMEOUT = 60.0
@@ -163,7 +165,7 @@ async def stdio_session(
     """The SDK's stdio client on `command args`; the child's stderr goes to `errlog`."""
     params = StdioServerParameters(command=command, args=list(args), env=env, cwd=cwd)
     with errlog.open("w") as log, anyio.fail_after(time_limit):
-        async with Client(stdio_client(params, errlog=log)) as client:
+        async with CheckedClient(stdio_client(params, errlog=log)) as client:
             yield client
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from packaging_support import REPO, base_python, free_port, kill_group, network_env, run, unavailable
 
 import evolink_mcp
+from mcp_session import CheckedClient
 
 DOCKERFILE = REPO / "Dockerfile"
 IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"  # the python images' PATH
@@ -454,7 +454,7 @@ async def test_an_image_generated_over_http_is_saved_in_the_output_folder_inside
     output = Path(image.env["EVOLINK_OUTPUT_DIR"])
     async with (
         httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(30, read=60)) as http,
-        Client(streamable_http_client(f"http://127.0.0.1:{image.port}/mcp", http_client=http)) as client,
+        CheckedClient(streamable_http_client(f"http://127.0.0.1:{image.port}/mcp", http_client=http)) as client,
     ):
         result = await client.call_tool(
             "generate_image", {"prompt": "a paper boat", "wait_seconds": GENERATION_WAIT_SECONDS}

@@ -17,6 +17,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_session import CheckedClient
 from process_support import child_env, evolink_argv, free_port, stop, wait_until_answering
 
 EVENT_TIMEOUT = 30.0
@@ -139,7 +140,7 @@ async def session(*replicas: Process, mode: Any = "legacy") -> AsyncIterator[Cli
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=timeout, transport=transport) as http,
-        Client(streamable_http_client(f"{replicas[0].base_url}/mcp", http_client=http), mode=mode) as client,
+        CheckedClient(streamable_http_client(f"{replicas[0].base_url}/mcp", http_client=http), mode=mode) as client,
     ):
         yield client
 

@@ -30,6 +30,7 @@ from transport_support import (
 from evolink_mcp.app import build_deps, build_server
 from evolink_mcp.sandbox import SandboxServer
 from evolink_mcp.settings import Settings
+from mcp_session import CheckedClient
 
 pytestmark = pytest.mark.anyio
 
@@ -67,7 +68,7 @@ def opener(transport: str, tmp_path: Path, sandbox: SandboxServer, url: str) -> 
             state_dir=tmp_path / "state",
         )
         (tmp_path / "allowed").mkdir(exist_ok=True)  # as over HTTP: a folder to read that is not the output folder
-        async with Client(build_server(build_deps(settings, allowed_dirs=[tmp_path / "allowed"]))) as client:
+        async with CheckedClient(build_server(build_deps(settings, allowed_dirs=[tmp_path / "allowed"]))) as client:
             yield client
 
     @asynccontextmanager
@@ -78,14 +79,14 @@ def opener(transport: str, tmp_path: Path, sandbox: SandboxServer, url: str) -> 
 
     @asynccontextmanager
     async def sse() -> AsyncIterator[Client]:
-        async with Client(sse_client(f"{url}/sse", headers=auth, sse_read_timeout=60.0)) as client:
+        async with CheckedClient(sse_client(f"{url}/sse", headers=auth, sse_read_timeout=60.0)) as client:
             yield client
 
     @asynccontextmanager
     async def streamable_http() -> AsyncIterator[Client]:
         async with (
             httpx2.AsyncClient(headers=auth, timeout=httpx2.Timeout(30.0, read=60.0)) as http,
-            Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+            CheckedClient(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
         ):
             yield client
 

@@ -28,6 +28,7 @@ from transport_support import (
 )
 
 import process_support
+from mcp_session import CheckedClient
 from process_support import MCP_HEADERS
 
 INITIALIZE = json.dumps(process_support.INITIALIZE)
@@ -38,14 +39,16 @@ async def streamable_http_session(server: HttpServer) -> AsyncIterator[Client]:
     timeout = httpx2.Timeout(30.0, read=60.0)
     async with (
         httpx2.AsyncClient(headers=server.auth, timeout=timeout) as http,
-        Client(streamable_http_client(f"{server.base_url}/mcp", http_client=http)) as client,
+        CheckedClient(streamable_http_client(f"{server.base_url}/mcp", http_client=http)) as client,
     ):
         yield client
 
 
 @asynccontextmanager
 async def sse_session(server: HttpServer) -> AsyncIterator[Client]:
-    async with Client(sse_client(f"{server.base_url}/sse", headers=server.auth, sse_read_timeout=60.0)) as client:
+    async with CheckedClient(
+        sse_client(f"{server.base_url}/sse", headers=server.auth, sse_read_timeout=60.0)
+    ) as client:
         yield client
 
 

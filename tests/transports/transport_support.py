@@ -17,6 +17,7 @@ from mcp_types import CallToolResult, TextContent
 from PIL import Image
 
 from mcp_session import TOOLS as PUBLISHED_TOOLS
+from mcp_session import CheckedClient
 from process_support import (  # also for the tests here
     child_env,
     evolink_argv,
@@ -41,7 +42,7 @@ async def stdio_session(
     command, *argv = evolink_argv(*args)
     params = StdioServerParameters(command=command, args=argv, env=env)
     with errlog.open("w") as log, anyio.fail_after(seconds):
-        async with Client(stdio_client(params, errlog=log)) as client:
+        async with CheckedClient(stdio_client(params, errlog=log)) as client:
             yield client
 
 
