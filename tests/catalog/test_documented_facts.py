@@ -202,6 +202,33 @@ async def test_the_sandbox_draws_every_model_with_a_size_table_at_its_documented
     assert drawn == {(model, tier, ratio): size for model, tier, ratio, size in cells}
 
 
+def test_every_size_table_has_a_row_for_each_ratio_its_model_accepts() -> None:
+    missing = [
+        (spec.id, tier, ratio)
+        for spec in CATALOG.models
+        if spec.size is not None and spec.size.tiers
+        for tier, table in spec.size.tiers.items()
+        for ratio in spec.size.ratios
+        if ratio != "auto" and ratio not in table
+    ]
+    assert missing == []  # a missing row is drawn at a guessed size
+
+
+async def test_krea_2_turbo_draws_1_2_and_2_1_at_the_documented_sizes(
+    api: httpx2.AsyncClient, sandbox: SandboxServer
+) -> None:
+    # The docs page's pixel table (docs.evolink.ai krea-2-turbo-image-generate): the rows the catalog once lacked.
+    documented = {("1K", "2:1"): (1472, 704), ("2K", "1:2"): (1408, 2816), ("2K", "2:1"): (2816, 1408)}
+    drawn = {}
+    for tier, ratio in documented:
+        created = await submit(api, {"model": "krea-2-turbo", "size": ratio, "quality": tier})
+        task = sandbox.state.get_task(created["id"])
+        assert task is not None
+        drawn[tier, ratio] = (task.width, task.height)
+
+    assert drawn == documented
+
+
 @pytest.mark.parametrize("model", ["gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst"])
 def test_gpt_image_2_sizes_at_every_ratio_and_tier_stay_within_the_pixel_budget_and_3840_edges(model: str) -> None:
     spec = spec_of(model)
