@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -371,7 +371,7 @@ def _outcome_json(outcome: Any) -> dict[str, Any]:
 
 def _exit_code(outcome: Any, *, quiet: bool) -> int:
     """The exit code of an outcome, and (unless `quiet`: --json said it all) what it means on stdout and stderr."""
-    from .evolink import InvalidRequestError, task_failure_advice
+    from .evolink import InvalidRequestError
 
     say = (lambda text: None) if quiet else _say
     record, error = outcome.record, outcome.error
@@ -398,6 +398,14 @@ def _exit_code(outcome: Any, *, quiet: bool) -> int:
                 say(f"result URL (expires in 24 h): {url}")
             return EXIT_ERROR
         return 0
+    return _no_images_exit_code(outcome, say)
+
+
+def _no_images_exit_code(outcome: Any, say: Callable[[str], None]) -> int:
+    """The exit code of a task with no saved images (failed, ended, not handled, still running), and why."""
+    from .evolink import task_failure_advice
+
+    record = outcome.record
     if record.status == "failed":
         advice = task_failure_advice(record.error_code or None)
         say(
@@ -405,6 +413,12 @@ def _exit_code(outcome: Any, *, quiet: bool) -> int:
             f"next step: {advice.next_step}"
         )
         return EXIT_FAILED
+    if outcome.poll_error is not None and record.is_terminal:
+        say(
+            f"error: task {record.task_id} is {record.status}, but handling it failed ({outcome.poll_error.message})"
+            f"\nnext step: `evolink-mcp check {record.task_id}` fetches it"
+        )
+        return EXIT_ERROR
     if record.is_terminal:
         say(f"error: task {record.task_id} ended with status {record.status!r}")
         return EXIT_FAILED

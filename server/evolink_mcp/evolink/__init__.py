@@ -24,6 +24,7 @@ from .errors import (
     ServiceUnavailableError,
     SpendingCapError,
     SubmissionOutcomeUnknownError,
+    UnexpectedServerError,
     UpstreamError,
     task_failure_advice,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "SubmissionOutcomeUnknownError",
     "Task",
     "Timeouts",
+    "UnexpectedServerError",
     "UploadedFile",
     "UpstreamError",
     "task_failure_advice",

@@ -70,6 +70,13 @@ class InvalidRequestError(EvolinkError):
         return data
 
 
+class UnexpectedServerError(EvolinkError):
+    """A bug of ours: the details stay in the server's log."""
+
+    category = "internal"
+    default_next_step = "Try again; if it keeps failing, report it with the server's log (stderr)."
+
+
 class RequestInProgressError(EvolinkError):
     """Another call (perhaps on another replica) is submitting this very request right now: nothing was sent."""
 

@@ -41,6 +41,7 @@ from ..evolink import (
     RequestInProgressError,
     SpendingCapError,
     SubmissionOutcomeUnknownError,
+    UnexpectedServerError,
 )
 from ..journal import REFUSED, SUBMITTED, SUBMITTING, UNKNOWN, Journal, JournalError, TaskRecord
 from ..media import (
@@ -277,6 +278,11 @@ class ImageService:
         except anyio.get_cancelled_exc_class():
             self.follower.follow(record.task_id, record)
             raise
+        except Exception:  # a bug of ours must not cost the caller the task: its id, what it cost, its images
+            log.exception("handling task %s failed", record.task_id)
+            followed = self.follower.follow(record.task_id, record)
+            failure = UnexpectedServerError("the server failed while handling it; its log says why")
+            return TaskOutcome(record, warnings=list(warnings or []), poll_error=failure, followed=followed)
 
     async def _outcome(
         self,

@@ -18,7 +18,7 @@ from mcp_types import CallToolResult, ContentBlock, TextContent, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from ..catalog import Catalog, echo
-from ..evolink import EvolinkClient, EvolinkError, InvalidRequestError
+from ..evolink import EvolinkClient, EvolinkError, InvalidRequestError, UnexpectedServerError
 from ..images import ImageService
 from ..media import SAVED_IMAGES, TASK_IMAGES
 from ..settings import Settings
@@ -110,13 +110,6 @@ class ToolSpec:
     ) -> ToolSpec:
         """A spec named after `fn`, described by its docstring."""
         return cls(fn, fn.__name__, title, " ".join((fn.__doc__ or "").split()), annotations, core, paid, meta)
-
-
-class UnexpectedServerError(EvolinkError):
-    """A bug of ours: the details stay in the server's log."""
-
-    category = "internal"
-    default_next_step = "Try again; if it keeps failing, report it with the server's log (stderr)."
 
 
 # Names agents reach for that mean one of ours; close misspellings are found by difflib.

@@ -121,7 +121,7 @@ def render(deps: Deps, outcome: TaskOutcome) -> CallToolResult:
         lines, blocks = _completed(deps, outcome, outcome.results, out, head)
     elif record.status == "failed":
         lines = _failed(record, out, head)
-    elif record.is_terminal:
+    elif record.is_terminal and outcome.poll_error is None:
         out.next_step = "The task ended without images; submit a new generation if you still need one."
         lines = [f"{head} ended with status {record.status!r} and no images."]
     else:
