@@ -48,6 +48,19 @@ def test_generate_with_an_invalid_size_exits_2_listing_the_allowed_sizes_and_cre
     assert not out.exists()
 
 
+@pytest.mark.parametrize("cap", ["0", "-1"])
+def test_generate_with_a_cap_of_zero_or_less_exits_2_naming_the_option_and_creates_nothing(
+    tmp_path: Path, env: dict[str, str], cap: str
+) -> None:
+    out = tmp_path / "images"
+
+    finished = run_cli(env, "generate", "a red fox", "--sandbox", "--out", str(out), "--max-credits", cap)
+
+    assert finished.returncode == 2 and finished.stdout == ""
+    assert f"--max-credits must be above 0 (got {cap})" in finished.stderr
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_generate_of_a_task_that_fails_exits_1_with_the_reason_on_stderr(tmp_path: Path, env: dict[str, str]) -> None:
     out = tmp_path / "images"

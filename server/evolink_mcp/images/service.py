@@ -107,6 +107,12 @@ class TaskOutcome:
 _TASK_PREFIX, _, _TASK_SUFFIX = TASK_IMAGES.partition("{task_id}")
 
 
+def check_cap(max_credits: float | None) -> None:
+    """A per-call cap must be above 0 (0 would refuse everything): InvalidRequestError if not."""
+    if max_credits is not None and max_credits <= 0:
+        raise InvalidRequestError(f"max_credits must be above 0 (got {max_credits:g}); leave it out for no cap.")
+
+
 def _key_used_for_another_request(request_key: str) -> InvalidRequestError:
     return InvalidRequestError(
         f"client_request_id {request_key!r} was already used for a different request.",
@@ -183,6 +189,7 @@ class ImageService:
         caps = [c for c in (max_credits, self.settings.max_credits_per_call) if c is not None]
         cap = min(caps) if caps else None
         try:
+            check_cap(max_credits)
             prepared = self.prepare(model, request, allowed_dirs=allowed_dirs)
             prepared.output_dir = self.output_folder(output_dir, allowed_dirs)
             estimate = await self.check_spending(prepared, cap, confirm_over_cap)

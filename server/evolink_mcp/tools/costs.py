@@ -10,8 +10,8 @@ from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from ..catalog import Catalog, Estimate, GenerationRequest
-from ..evolink import Balance, EvolinkError, InvalidRequestError
-from ..images.service import ConfirmOverCap
+from ..evolink import Balance, EvolinkError
+from ..images.service import ConfirmOverCap, check_cap
 from .common import READ_ONLY_REMOTE, Deps, ToolSpec, deps_of, error_result, result
 
 log = logging.getLogger(__name__)
@@ -265,10 +265,9 @@ def cost_tools(catalog: Catalog) -> list[ToolSpec]:
         """What a generate_image request would cost (free; nothing paid is sent): checks it, prices it from Evolink's
         published prices, says whether max_credits and the balance cover it."""
         deps = deps_of(ctx)
-        if max_credits == 0:
-            return error_result(InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."))
         request = generation_request(prompt, size, quality, resolution, n, image_urls, mask_url, callback_url, extra)
         try:
+            check_cap(max_credits)
             prepared = deps.service.prepare(model, request, allowed_dirs=deps.allowed_dirs)
         except EvolinkError as exc:
             return error_result(exc)

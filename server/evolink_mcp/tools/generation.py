@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from ..catalog import Catalog, GenerationRequest
-from ..evolink import InvalidRequestError, task_failure_advice
+from ..evolink import task_failure_advice
 from ..images import TaskOutcome
 from ..images.polling import Update
 from ..images.previews import Inline
@@ -228,10 +228,6 @@ async def generate(
 ) -> CallToolResult:
     """A paid request through the generation use case, as the tool result: generate_image's, and the edit tools'."""
     deps = deps_of(ctx)
-    if max_credits == 0:
-        return error_result(
-            InvalidRequestError("max_credits must be above 0 (got 0); leave it out for no cap."), charged="no"
-        )
     outcome = await deps.service.generate(
         model,
         request,
