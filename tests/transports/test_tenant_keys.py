@@ -39,7 +39,8 @@ from transport_support import (
 
 from process_support import INITIALIZE, MCP_HEADERS
 
-pytestmark = pytest.mark.anyio
+# Real server and sandbox processes, about 20 s in all: with the other per-process suites, in CI's slow stage.
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 TENANT_SECRET = "tenant-secret-5d1f0c9b8a7e6d5c4b3a2f1e0d9c8b7a"
 ALICE_KEY = "sk-alice-PRIVATE-1a2b3c4d5e6f7a8b"
@@ -344,7 +345,6 @@ async def saved_in(folder: Path) -> list[Path]:
             await anyio.sleep(0.05)
 
 
-@pytest.mark.slow
 async def test_a_tenants_task_left_running_at_a_restart_is_finished_when_that_tenant_next_calls(
     tmp_path: Path, sandbox_process: str
 ) -> None:
