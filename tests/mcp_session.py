@@ -113,8 +113,10 @@ class CheckedClient(Client):
     """The SDK's client for tests that drive it directly: every tool result it receives is checked as a strict
     client checks it (`assert_valid_result`), error results included, which the SDK's own check skips."""
 
-    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
-        result: CallToolResult = await super().call_tool(name, arguments, *args, **kwargs)
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> CallToolResult:
+        result = await super().call_tool(name, arguments, *args, **kwargs)
         tools = {tool.name: tool for tool in (await self.list_tools()).tools}
         assert_valid_result(name, result, tools[name])
         return result

@@ -21,7 +21,6 @@ from postgres_server import Unavailable, local_server
 from process_support import INITIALIZE, MCP_HEADERS, child_env, evolink_argv, free_port, stop
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-assert READY_TIMEOUT + 1.5 < LOCK_WAIT_SECONDS
 
 
 def stop_postgres(url: str) -> None:
@@ -64,6 +63,7 @@ async def test_readiness_fails_and_tool_calls_are_refused_as_retryable_when_the_
 
         # Calls waiting for a connection (the pool waits LOCK_WAIT_SECONDS) must not hold up the answer: a load
         # balancer's probe gets it within the readiness deadline.
+        assert READY_TIMEOUT + 1.5 < LOCK_WAIT_SECONDS
         not_ready = httpx2.get(f"{replica.base_url}/readyz", timeout=READY_TIMEOUT + 1.5).json()
         alive = httpx2.get(f"{replica.base_url}/healthz")
     finally:

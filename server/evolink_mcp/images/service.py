@@ -105,6 +105,13 @@ class TaskOutcome:
 
 
 _TASK_PREFIX, _, _TASK_SUFFIX = TASK_IMAGES.partition("{task_id}")
+# Another process submitting the same request key: how long to wait for its task, and how often to look.
+IN_PROGRESS_WAIT_SECONDS = 10.0
+IN_PROGRESS_POLL_SECONDS = 0.25
+_OWN_IMAGE = re.compile(
+    rf"{re.escape(SAVED_IMAGES)}(?P<name>[^/?#]+)"
+    rf"|{re.escape(_TASK_PREFIX)}(?P<task_id>[^/?#]+){re.escape(_TASK_SUFFIX)}(?P<task_image>[^/?#]+)"
+)
 
 
 def check_cap(max_credits: float | None) -> None:
@@ -119,15 +126,6 @@ def _key_used_for_another_request(request_key: str) -> InvalidRequestError:
         next_step="Use a new client_request_id for a new request, or repeat the original request exactly to get "
         "its task.",
     )
-
-
-# Another process submitting the same request key: how long to wait for its task, and how often to look.
-IN_PROGRESS_WAIT_SECONDS = 10.0
-IN_PROGRESS_POLL_SECONDS = 0.25
-_OWN_IMAGE = re.compile(
-    rf"{re.escape(SAVED_IMAGES)}(?P<name>[^/?#]+)"
-    rf"|{re.escape(_TASK_PREFIX)}(?P<task_id>[^/?#]+){re.escape(_TASK_SUFFIX)}(?P<task_image>[^/?#]+)"
-)
 
 
 def _invalid(problems: Sequence[Problem]) -> InvalidRequestError:

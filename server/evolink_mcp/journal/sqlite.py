@@ -12,7 +12,6 @@ process that starts adopts only what stopped processes left, never a running one
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -20,7 +19,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -145,8 +144,7 @@ def _add_tenants(connection: sqlite3.Connection) -> None:
     """Bring a journal from before tenants (request_key its primary key; owner and output_dir perhaps missing)
     to today's table, its entries the single tenant's. SQLite cannot change a table's keys in place: the table
     is copied, in one transaction that also keeps other processes opening it at once from doing it twice."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
+    with _write_transaction(connection):
         old = _columns(connection)
         if "tenant" not in old:
             connection.execute("ALTER TABLE submissions RENAME TO submissions_before_tenants")
@@ -154,10 +152,6 @@ def _add_tenants(connection: sqlite3.Connection) -> None:
             kept = ", ".join(sorted(old & _columns(connection)))
             connection.execute(f"INSERT INTO submissions ({kept}) SELECT {kept} FROM submissions_before_tenants")
             connection.execute("DROP TABLE submissions_before_tenants")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
 
 
 def _make_private(path: Path) -> None:
@@ -172,7 +166,8 @@ def _make_private(path: Path) -> None:
 
 
 def _try_lock(handle: IO[bytes], *, wait: bool = False) -> bool:
-    """Lock the open file for this handle alone; False if another handle holds it (after a short wait if `wait`).
+    """Lock the open file for this handle alone; False if another handle holds it. With `wait`, wait for it first
+    (for as long as flock needs; Windows tries for 10 s): for a file only probes (`_is_held`) may hold a moment.
 
     flock and Windows byte locks belong to the open file, not the process, and die with their process. Not
     filelock: it would replace only these lines (the probe of other owners' files and their age-based clean-up
@@ -212,17 +207,17 @@ def _is_held(lock_file: Path) -> bool:
     return False
 
 
-def _in_write_transaction(fn: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
-    """`fn` in a transaction that holds the write lock from its first read, so no other process writes between
-    what `fn` reads and what it writes."""
+@contextlib.contextmanager
+def _write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that holds the write lock from its first read, so no other process writes between what it
+    reads and what it writes."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(db)
+        yield
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-    return result
 
 
 def _select_one(db: sqlite3.Connection) -> None:
@@ -386,37 +381,38 @@ class SqliteJournal(Journal):
         now, tenant = time.time(), tenant_of(tenant)
 
         def write(db: sqlite3.Connection) -> sqlite3.Row:
-            known: sqlite3.Row | None = db.execute(
-                "SELECT * FROM submissions WHERE tenant = ? AND request_key = ?", (tenant, request_key)
-            ).fetchone()
-            if known is not None and self._taken(known):
-                return known
-            db.execute(
-                "INSERT INTO submissions (tenant, request_key, fingerprint, state, model, prompt, request_json,"
-                " created_at, updated_at, owner, output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(tenant, request_key)"
-                " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, owner = excluded.owner",
-                (
-                    tenant,
-                    request_key,
-                    fingerprint,
-                    SUBMITTING,
-                    model,
-                    prompt,
-                    json.dumps(request),
-                    now,
-                    now,
-                    self.owner,
-                    output_dir,
-                ),
-            )
-            # Read back: a retry under the same key keeps the first attempt's record (its creation time).
-            row: sqlite3.Row = db.execute(
-                "SELECT * FROM submissions WHERE tenant = ? AND request_key = ?", (tenant, request_key)
-            ).fetchone()
-            return row
+            with _write_transaction(db):
+                known: sqlite3.Row | None = db.execute(
+                    "SELECT * FROM submissions WHERE tenant = ? AND request_key = ?", (tenant, request_key)
+                ).fetchone()
+                if known is not None and self._taken(known):
+                    return known
+                db.execute(
+                    "INSERT INTO submissions (tenant, request_key, fingerprint, state, model, prompt, request_json,"
+                    " created_at, updated_at, owner, output_dir) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(tenant, request_key)"
+                    " DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, owner = excluded.owner",
+                    (
+                        tenant,
+                        request_key,
+                        fingerprint,
+                        SUBMITTING,
+                        model,
+                        prompt,
+                        json.dumps(request),
+                        now,
+                        now,
+                        self.owner,
+                        output_dir,
+                    ),
+                )
+                # Read back: a retry under the same key keeps the first attempt's record (its creation time).
+                row: sqlite3.Row = db.execute(
+                    "SELECT * FROM submissions WHERE tenant = ? AND request_key = ?", (tenant, request_key)
+                ).fetchone()
+                return row
 
-        return _record(await self._run(functools.partial(_in_write_transaction, write)))
+        return _record(await self._run(write))
 
     def _taken(self, row: sqlite3.Row) -> bool:
         """Whether the submission in `row` has its task, or is being submitted by another running process."""

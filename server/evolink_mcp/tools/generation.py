@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 OutputDir = Annotated[str | None, Field(description="Save folder (made if missing).")]
 InlineImages = Inline  # preview, full (the file itself, if the result stays under 1 MiB) or none: its enum says it
 ClientRequestId = Annotated[str | None, Field(max_length=128, description="Same id, same task: paid once.")]
-# `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused by generate().
+# `minimum`, not `exclusiveMinimum` (which Gemini refuses): 0 is refused by the use case (images.service.check_cap).
 MaxCredits = Annotated[float | None, Field(ge=0, description="Credit cap for this call.")]
 
 
